@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -18,26 +17,25 @@ import (
 
 	"github.com/docker/docker/libnetwork/types"
 
+	"github.com/userland-proxy/portmapper"
 	"github.com/userland-proxy/portmapper/internal/contract"
 )
 
-// startProxy is the launcher every proxy peer is started with, so that all
-// of them pay the same launch cost.
+// startProxy is the launcher every proxy peer is started with: the
+// project's own, so that all of them pay the same launch cost and are
+// started the way a daemon starts them.
 var startProxy func(pb types.PortBinding, proxyPath string,
-	listenSock *os.File) (stop func() error, err error) = launchProxy
+	listenSock *os.File) (stop func() error, err error) = portmapper.StartProxy
 
 // Timing of the processes the bench starts.
 const (
-	// readyTimeout bounds the wait for a proxy's status message; it is the
-	// upstream daemon's value.
+	// readyTimeout bounds the wait for a process to start serving; it is
+	// the upstream daemon's value.
 	readyTimeout = 16 * time.Second
 
 	// stopGrace is how long a process has to exit after SIGINT before it
 	// is killed.
 	stopGrace = 5 * time.Second
-
-	// maxStatus bounds what is read from a status pipe.
-	maxStatus = 4096
 )
 
 // child is a process the bench started and must stop.
@@ -102,98 +100,6 @@ func (c *child) interrupt() error {
 	c.cmd.Process.Kill()
 	<-c.done
 	return fmt.Errorf("pid %d ignored SIGINT for %v and was killed", c.pid(), stopGrace)
-}
-
-// launchProxy starts the proxy at proxyPath the way a daemon does: the
-// contract's command line, the status pipe on fd 3 and, when listenSock is
-// not nil, that socket on fd 4 with -use-listen-fd. It returns once the
-// proxy reported ready; stop interrupts the proxy and waits for its exit.
-// The caller keeps ownership of listenSock and may close it on return.
-func launchProxy(pb types.PortBinding, proxyPath string,
-	listenSock *os.File) (stop func() error, err error) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("creating the status pipe: %w", err)
-	}
-	defer r.Close()
-
-	cmd := &exec.Cmd{
-		Path:       proxyPath,
-		Args:       proxyArgs(pb, proxyPath, listenSock != nil).Argv(),
-		ExtraFiles: []*os.File{w},
-	}
-	if listenSock != nil {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, listenSock)
-	}
-	c, err := spawn(cmd)
-	w.Close()
-	if err != nil {
-		return nil, fmt.Errorf("starting %s: %w", proxyPath, err)
-	}
-
-	if err := waitReady(r, c); err != nil {
-		c.stop()
-		return nil, fmt.Errorf("starting %s: %w", proxyPath, err)
-	}
-	return c.stop, nil
-}
-
-// proxyArgs is the contract's command line for pb.
-func proxyArgs(pb types.PortBinding, path string, useListenFD bool) contract.Args {
-	return contract.Args{
-		Path:          path,
-		Proto:         pb.Proto.String(),
-		HostIP:        pb.HostIP.String(),
-		HostPort:      pb.HostPort,
-		ContainerIP:   pb.IP.String(),
-		ContainerPort: pb.Port,
-		UseListenFD:   useListenFD,
-	}
-}
-
-// waitReady reads the status pipe as a stream until the proxy reports
-// ready, reports a failure and closes it, or readyTimeout passes.
-func waitReady(r *os.File, c *child) error {
-	status := make(chan error, 1)
-	go func() { status <- readStatus(r) }()
-
-	select {
-	case err := <-status:
-		return err
-	case <-time.After(readyTimeout):
-		return fmt.Errorf("no status after %v", readyTimeout)
-	}
-}
-
-// readStatus returns nil as soon as the ready message is complete;
-// anything else is read to EOF, bounded by maxStatus, and returned as the
-// reason.
-func readStatus(r io.Reader) error {
-	var buf []byte
-	chunk := make([]byte, 512)
-	for len(buf) < maxStatus {
-		n, err := r.Read(chunk)
-		buf = append(buf, chunk[:n]...)
-		if string(buf) == contract.Ready {
-			return nil
-		}
-		if err != nil {
-			break
-		}
-	}
-	return statusError(buf)
-}
-
-// statusError turns a status message into nil for ready, or the reason.
-func statusError(b []byte) error {
-	switch {
-	case bytes.HasPrefix(b, []byte(contract.FailurePrefix)):
-		return fmt.Errorf("proxy failed: %s", b[len(contract.FailurePrefix):])
-	case len(b) == 0:
-		return errors.New("proxy exited without a status")
-	default:
-		return fmt.Errorf("unexpected status %q", b)
-	}
 }
 
 // proxyPIDs finds the bench's own child processes that carry the

@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -125,6 +126,9 @@ func run(ctx context.Context, cfg config, stdout, log io.Writer) error {
 	if err := raiseFileLimit(); err != nil {
 		return err
 	}
+	// The launcher logs each proxy's stderr at info level; keep warnings.
+	slog.SetDefault(slog.New(slog.NewTextHandler(log,
+		&slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err := os.MkdirAll(filepath.Join(cfg.out, "peers"), 0o755); err != nil {
 		return err
 	}

@@ -111,12 +111,14 @@ func (rw *row) valueText(s *stat) string {
 
 // number is a value with its unit.
 func (rw *row) number(v float64) string {
-	switch rw.Unit {
-	case "":
+	switch {
+	case rw.Unit == "" && rw.fig.digits == 0:
+		return thousands(v)
+	case rw.Unit == "":
 		return fmt.Sprintf("%.*f", rw.fig.digits, v)
-	case "/s":
+	case rw.Unit == "/s":
 		return thousands(v) + "/s"
-	case "%":
+	case rw.Unit == "%":
 		return fmt.Sprintf("%.*f %%", rw.fig.digits, v)
 	}
 	return fmt.Sprintf("%.*f %s", rw.fig.digits, v, rw.Unit)
