@@ -245,7 +245,13 @@ func rotate(group []*peer, r int) []*peer {
 	return append(append([]*peer(nil), group[k:]...), group[:k]...)
 }
 
+// measureTimeout bounds one measurement, on top of the bounds each one
+// keeps itself.
+const measureTimeout = 2 * time.Minute
+
 func measureOnce(ctx context.Context, e *env, x experiment, p *peer, r int) outcome {
+	ctx, cancel := context.WithTimeout(ctx, measureTimeout)
+	defer cancel()
 	runtime.GC() // the bench's own garbage is not the next peer's cost
 	v, err := x.run(ctx, e, p)
 	if err != nil {

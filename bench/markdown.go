@@ -181,7 +181,8 @@ func methodNotes(cfg config) []string {
 			" it: status pipe on fd 3, parent-death signal, stop by SIGINT to its pid.",
 		fmt.Sprintf("Start to ready: %d starts one after the other per repetition, each"+
 			" timed from creating the listening socket (or from exec, for a peer that binds"+
-			" its port itself) to reading \"0\\n\" on fd 3; a repetition gives their median.",
+			" its port itself) to reading \"0\\n\" on fd 3; a repetition gives their median."+
+			" In the row where every peer binds its own port, floor binds nothing.",
 			cfg.starts),
 		fmt.Sprintf("Idle memory: %d TCP proxies alive at once, PSS from"+
 			" /proc/PID/smaps_rollup summed over all of them after %v.", cfg.proxies, cfg.settle),

@@ -50,7 +50,8 @@ func (g *goal) met(v float64, lowerBetter bool) bool {
 func figures(cfg config) []figure {
 	n := func(v int) string { return thousands(float64(v)) }
 	return []figure{
-		{id: "start", title: fmt.Sprintf("start to ready, median of %d starts", cfg.starts),
+		{id: "start", title: fmt.Sprintf("start to ready, median of %d starts, listen fd where"+
+			" taken", cfg.starts),
 			exp: "start", metric: "ms", unit: "ms", digits: 2, ref: peerFloor, ratio: true,
 			lowerBetter: true, goal: &goal{1.10, "<= x1.10 floor"}},
 		{id: "start-self", title: "start to ready, every peer binding its own port",
@@ -135,16 +136,15 @@ type cell struct {
 
 // row is a figure with every peer's cell and the verdicts on ours.
 type row struct {
-	ID       string           `json:"id"`
-	Title    string           `json:"title"`
-	Unit     string           `json:"unit,omitempty"`
-	Ref      string           `json:"reference,omitempty"`
-	Goal     string           `json:"goal,omitempty"`
-	Met      string           `json:"met,omitempty"`   // yes, no, n/a
-	Ahead    string           `json:"ahead,omitempty"` // of docker-proxy: yes, no, n/a
-	Cells    map[string]*cell `json:"cells"`
-	fig      figure
-	quickRun bool
+	ID    string           `json:"id"`
+	Title string           `json:"title"`
+	Unit  string           `json:"unit,omitempty"`
+	Ref   string           `json:"reference,omitempty"`
+	Goal  string           `json:"goal,omitempty"`
+	Met   string           `json:"met,omitempty"`   // yes, no, n/a
+	Ahead string           `json:"ahead,omitempty"` // of docker-proxy: yes, no, n/a
+	Cells map[string]*cell `json:"cells"`
+	fig   figure
 }
 
 type peerInfo struct {
@@ -198,16 +198,15 @@ func newReport(cfg config, peers []*peer, res results, began time.Time,
 		exps[x.name] = x
 	}
 	for _, f := range figures(cfg) {
-		r.Rows = append(r.Rows, newRow(f, exps[f.exp], peers, res[f.exp], cfg.quick))
+		r.Rows = append(r.Rows, newRow(f, exps[f.exp], peers, res[f.exp]))
 	}
 	r.Method = methodNotes(cfg)
 	return r
 }
 
-func newRow(f figure, x experiment, peers []*peer, out map[string][]outcome,
-	quick bool) *row {
+func newRow(f figure, x experiment, peers []*peer, out map[string][]outcome) *row {
 	rw := &row{ID: f.id, Title: f.title, Unit: f.unit, Ref: f.ref,
-		Cells: make(map[string]*cell), fig: f, quickRun: quick}
+		Cells: make(map[string]*cell), fig: f}
 	if f.goal != nil {
 		rw.Goal = f.goal.text
 	}
