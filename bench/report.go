@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -147,6 +148,24 @@ type row struct {
 	fig   figure
 }
 
+// counts are the sizes and windows of a run, for the JSON.
+type counts struct {
+	Starts     int     `json:"starts_per_rep"`
+	Proxies    int     `json:"idle_proxies"`
+	BulkSecs   float64 `json:"bulk_seconds"`
+	ShortSecs  float64 `json:"short_seconds"`
+	RRSecs     float64 `json:"udp_rr_seconds"`
+	BurstFlows int     `json:"udp_burst_flows"`
+	PacedFlows int     `json:"udp_paced_flows"`
+	PacedRate  int     `json:"udp_paced_per_second"`
+	IdleConns  int     `json:"idle_tcp_connections"`
+}
+
+func countsOf(cfg config) counts {
+	return counts{cfg.starts, cfg.proxies, cfg.bulkFor.Seconds(), cfg.shortFor.Seconds(),
+		cfg.rrFor.Seconds(), cfg.burstFlows, cfg.pacedFlows, cfg.pacedRate, cfg.idleConns}
+}
+
 type peerInfo struct {
 	Name     string `json:"name"`
 	Path     string `json:"path,omitempty"`
@@ -156,12 +175,11 @@ type peerInfo struct {
 }
 
 type machine struct {
-	Kernel   string  `json:"kernel"`
-	CPU      string  `json:"cpu"`
-	Cores    int     `json:"cores"`
-	MemGiB   float64 `json:"memory_gib"`
-	Go       string  `json:"go"`
-	Hostname string  `json:"-"`
+	Kernel string  `json:"kernel"`
+	CPU    string  `json:"cpu"`
+	Cores  int     `json:"cores"`
+	MemGiB float64 `json:"memory_gib"`
+	Go     string  `json:"go"`
 }
 
 type report struct {
@@ -170,6 +188,7 @@ type report struct {
 	Quick    bool       `json:"quick"`
 	Reps     int        `json:"reps"`
 	Heavy    int        `json:"reps_heavy"`
+	Counts   counts     `json:"counts"`
 	Machine  machine    `json:"machine"`
 	Peers    []peerInfo `json:"peers"`
 	Rows     []*row     `json:"figures"`
@@ -186,6 +205,7 @@ func newReport(cfg config, peers []*peer, res results, began time.Time,
 		Quick:    cfg.quick,
 		Reps:     cfg.reps,
 		Heavy:    cfg.heavyReps,
+		Counts:   countsOf(cfg),
 		Machine:  readMachine(),
 		cfg:      cfg,
 		peers:    peers,
@@ -306,11 +326,14 @@ func (r *report) write(stdout io.Writer) error {
 	if err := os.WriteFile(filepath.Join(r.cfg.out, "results.md"), []byte(md), 0o644); err != nil {
 		return err
 	}
-	js, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
+	var js bytes.Buffer
+	enc := json.NewEncoder(&js)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(r.cfg.out, "results.json"), append(js, '\n'), 0o644)
+	return os.WriteFile(filepath.Join(r.cfg.out, "results.json"), js.Bytes(), 0o644)
 }
 
 // readMachine describes the machine the run happened on.
