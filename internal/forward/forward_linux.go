@@ -1,0 +1,50 @@
+//go:build linux
+
+package forward
+
+import "fmt"
+
+// New opens the frontend of cfg, binding it or adopting cfg.Listener, and
+// returns a Forwarder ready to Serve. Errors say what is wrong with cfg or
+// the socket, in words meant for the person who configured the mapping.
+func New(cfg Config) (Forwarder, error) {
+	k, ok := kinds[cfg.Proto]
+	if !ok {
+		return nil, fmt.Errorf("unsupported protocol %q", cfg.Proto)
+	}
+	if err := checkAddrs(&cfg); err != nil {
+		return nil, err
+	}
+
+	fd, err := frontendSocket(&cfg, k)
+	if err != nil {
+		return nil, err
+	}
+	prefix := fmt.Sprintf("%s %v -> %v: ", cfg.Proto, localAddr(fd), cfg.Backend)
+	log := newLogger(cfg.Log, prefix)
+
+	// Each constructor owns fd from here on, and closes it if it fails.
+	switch cfg.Proto {
+	case "tcp":
+		return newTCPForwarder(&cfg, fd, log)
+	case "udp":
+		return newUDPForwarder(&cfg, fd, log)
+	default:
+		return newSCTPForwarder(&cfg, fd, log)
+	}
+}
+
+// checkAddrs rejects addresses that cannot be served or reached.
+func checkAddrs(cfg *Config) error {
+	if !cfg.Frontend.Addr().IsValid() {
+		return fmt.Errorf("no host address")
+	}
+	if cfg.Listener == nil && cfg.Frontend.Port() == 0 {
+		return fmt.Errorf("no host port")
+	}
+	b := cfg.Backend
+	if !b.Addr().IsValid() || b.Port() == 0 {
+		return fmt.Errorf("invalid backend address %v", b)
+	}
+	return nil
+}

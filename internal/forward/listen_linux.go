@@ -1,0 +1,180 @@
+//go:build linux
+
+package forward
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// listenBacklog is the length asked of the accept queue; the kernel caps
+// it at net.core.somaxconn.
+const listenBacklog = 4096
+
+// socketKind is what a frontend socket must be for a protocol.
+type socketKind struct {
+	sotype, proto int
+	listening     bool // stream sockets must listen; datagram ones be bound
+}
+
+var kinds = map[string]socketKind{
+	"tcp":  {unix.SOCK_STREAM, unix.IPPROTO_TCP, true},
+	"udp":  {unix.SOCK_DGRAM, unix.IPPROTO_UDP, false},
+	"sctp": {unix.SOCK_STREAM, unix.IPPROTO_SCTP, true},
+}
+
+// frontendSocket returns the non-blocking descriptor to serve: a copy of
+// cfg.Listener, checked, or a socket bound to cfg.Frontend.
+func frontendSocket(cfg *Config, k socketKind) (int, error) {
+	if cfg.Listener != nil {
+		return adopt(cfg.Listener, family(cfg.Frontend.Addr()), k)
+	}
+	return bind(cfg.Frontend, k)
+}
+
+// adopt duplicates the socket in f and checks that it is of kind k and of
+// the family wanted.
+func adopt(f *os.File, family int, k socketKind) (int, error) {
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return -1, fmt.Errorf("handed-over socket: %w", err)
+	}
+	fd := -1
+	cerr := raw.Control(func(s uintptr) {
+		fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	})
+	if cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return -1, fmt.Errorf("duplicate handed-over socket: %w", err)
+	}
+
+	if err := check(fd, family, k); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("handed-over socket: %w", err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("make handed-over socket non-blocking: %w", err)
+	}
+	return fd, nil
+}
+
+// check verifies that fd is a socket of kind k and family, listening or
+// bound as k requires.
+func check(fd, family int, k socketKind) error {
+	sotype, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err == unix.ENOTSOCK {
+		return fmt.Errorf("not a socket")
+	}
+	if err != nil {
+		return fmt.Errorf("read socket type: %w", err)
+	}
+	proto, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL)
+	if err != nil {
+		return fmt.Errorf("read socket protocol: %w", err)
+	}
+	if sotype != k.sotype || proto != k.proto {
+		return fmt.Errorf("socket is %s, want %s", kindName(sotype, proto),
+			kindName(k.sotype, k.proto))
+	}
+
+	dom, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	if err != nil {
+		return fmt.Errorf("read socket family: %w", err)
+	}
+	if dom != family {
+		return fmt.Errorf("socket family is %s, want %s for the host address",
+			familyName(dom), familyName(family))
+	}
+
+	if k.listening {
+		acc, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+		if err != nil {
+			return fmt.Errorf("read listening state: %w", err)
+		}
+		if acc == 0 {
+			return fmt.Errorf("socket is not listening")
+		}
+		return nil
+	}
+	if localAddr(fd).Port() == 0 {
+		return fmt.Errorf("socket is not bound")
+	}
+	return nil
+}
+
+// bind makes a socket of kind k bound to addr, listening if k is a stream.
+// Stream sockets may rebind an address whose connections linger in
+// TIME_WAIT; datagram sockets do not share their address with anyone. An
+// IPv6 address, the unspecified one included, binds IPv6 only.
+func bind(addr netip.AddrPort, k socketKind) (fd int, err error) {
+	fam := family(addr.Addr())
+	typ := k.sotype | unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC
+	fd, err = unix.Socket(fam, typ, k.proto)
+	if err != nil {
+		return -1, fmt.Errorf("create %s socket: %w", kindName(k.sotype, k.proto), err)
+	}
+	defer func() {
+		if err != nil {
+			unix.Close(fd)
+		}
+	}()
+
+	if k.listening {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return -1, fmt.Errorf("set SO_REUSEADDR: %w", err)
+		}
+	}
+	if fam == unix.AF_INET6 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+			return -1, fmt.Errorf("set IPV6_V6ONLY: %w", err)
+		}
+	}
+	if err := unix.Bind(fd, sockaddr(addr)); err != nil {
+		return -1, fmt.Errorf("bind %v: %w", addr, err)
+	}
+	if k.listening {
+		if err := unix.Listen(fd, listenBacklog); err != nil {
+			return -1, fmt.Errorf("listen on %v: %w", addr, err)
+		}
+	}
+	return fd, nil
+}
+
+// localAddr is the address fd is bound to, or the zero value.
+func localAddr(fd int) netip.AddrPort {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return fromSockaddr(sa)
+}
+
+func kindName(sotype, proto int) string {
+	switch {
+	case sotype == unix.SOCK_STREAM && proto == unix.IPPROTO_TCP:
+		return "tcp"
+	case sotype == unix.SOCK_DGRAM && proto == unix.IPPROTO_UDP:
+		return "udp"
+	case sotype == unix.SOCK_STREAM && proto == unix.IPPROTO_SCTP:
+		return "sctp"
+	}
+	return fmt.Sprintf("type %d protocol %d", sotype, proto)
+}
+
+func familyName(f int) string {
+	switch f {
+	case unix.AF_INET:
+		return "IPv4"
+	case unix.AF_INET6:
+		return "IPv6"
+	case unix.AF_UNIX:
+		return "unix"
+	}
+	return fmt.Sprintf("family %d", f)
+}

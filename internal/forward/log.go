@@ -1,0 +1,121 @@
+package forward
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// eventKind names one kind of log event. Each kind is rate-limited on its
+// own, so a flood of one kind cannot hide the others.
+type eventKind int
+
+const (
+	evAccept    eventKind = iota // accepting failed or recovered
+	evDial                       // a backend connection failed
+	evConn                       // a forwarded connection failed
+	evFlow                       // a UDP flow could not be created
+	evFlowsFull                  // the UDP flow table is full
+	evDrop                       // a datagram could not be carried
+	numEventKinds
+)
+
+// logInterval is the least time between two lines of one kind. Lines of a
+// kind that come sooner are counted, and the last of them is written when
+// the interval ends, with the count.
+const logInterval = time.Second
+
+// logger writes rate-limited event lines. The zero value discards them.
+type logger struct {
+	w      io.Writer
+	prefix string
+
+	mu     sync.Mutex
+	kinds  [numEventKinds]kindLog
+	closed bool
+}
+
+// kindLog is the state of one event kind.
+type kindLog struct {
+	last       time.Time   // when a line of this kind was last written
+	suppressed int         // lines held back since then
+	format     string      // the last line held back
+	args       []any       // and its arguments
+	flush      *time.Timer // writes the held-back line; nil when idle
+}
+
+func newLogger(w io.Writer, prefix string) *logger {
+	return &logger{w: w, prefix: prefix}
+}
+
+// logf writes one line of kind k, or holds it back if a line of that kind
+// was written less than logInterval ago.
+func (l *logger) logf(k eventKind, format string, args ...any) {
+	if l == nil || l.w == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+
+	kl := &l.kinds[k]
+	now := time.Now()
+	if l.closed || now.Sub(kl.last) >= logInterval && kl.flush == nil {
+		kl.last = now
+		l.write(format, args, 0)
+		return
+	}
+
+	kl.suppressed++
+	kl.format, kl.args = format, args
+	if kl.flush == nil {
+		wait := logInterval - now.Sub(kl.last)
+		kl.flush = time.AfterFunc(wait, func() { l.flushKind(k) })
+	}
+}
+
+// flushKind writes the line of kind k held back last, with the count of
+// lines held back.
+func (l *logger) flushKind(k eventKind) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+
+	kl := &l.kinds[k]
+	kl.flush = nil
+	if kl.suppressed == 0 {
+		return
+	}
+	kl.last = time.Now()
+	l.write(kl.format, kl.args, kl.suppressed)
+	kl.suppressed, kl.format, kl.args = 0, "", nil
+}
+
+// write formats one line. Errors are ignored: a log reader that went away
+// must not stop the forwarding.
+func (l *logger) write(format string, args []any, similar int) {
+	line := l.prefix + fmt.Sprintf(format, args...)
+	if similar > 1 {
+		line += fmt.Sprintf(" (%d similar in the last %v)", similar, logInterval)
+	}
+	_, _ = io.WriteString(l.w, line+"\n")
+}
+
+// close writes every held-back line and stops the timers.
+func (l *logger) close() {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.closed = true
+	var pending []eventKind
+	for k := range l.kinds {
+		if t := l.kinds[k].flush; t != nil && t.Stop() {
+			pending = append(pending, eventKind(k))
+		}
+	}
+	l.mu.Unlock()
+
+	for _, k := range pending {
+		l.flushKind(k)
+	}
+}

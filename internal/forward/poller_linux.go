@@ -1,0 +1,165 @@
+//go:build linux
+
+package forward
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// pollBatch is how many readiness events the loop takes per epoll_wait.
+const pollBatch = 128
+
+// Event masks for [poller.add].
+const (
+	// evStream is for a stream socket: both directions, and the peer's
+	// half-close.
+	evStream = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+
+	// evDatagram is for a UDP socket, read side only: a datagram socket
+	// signals write space each time one of its datagrams is freed, which
+	// nobody here waits for.
+	evDatagram = unix.EPOLLIN | unix.EPOLLET
+)
+
+// eventHandler is told about the readiness of one descriptor. It runs on
+// the poller's goroutine, so it must not block: it does a little
+// non-blocking work, or starts a goroutine.
+type eventHandler interface {
+	handleEvents(events uint32)
+}
+
+// poller waits for readiness of many non-blocking descriptors with one
+// edge-triggered epoll instance, whose own descriptor waits in the Go
+// runtime's poller. A descriptor registered here costs no goroutine while
+// it waits: at rest, a forwarded TCP connection is two registrations and
+// nothing else. The loop goroutine starts with the first registration.
+type poller struct {
+	ep   *os.File // the epoll instance, pollable by the runtime
+	raw  syscall.RawConn
+	once sync.Once
+	done chan struct{} // closed when the loop has returned
+
+	mu       sync.Mutex
+	handlers []eventHandler // indexed by descriptor
+}
+
+func newPoller() (*poller, error) {
+	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("create epoll instance: %w", err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("make epoll instance non-blocking: %w", err)
+	}
+
+	ep := os.NewFile(uintptr(fd), "epoll")
+	raw, err := ep.SyscallConn()
+	if err != nil {
+		ep.Close()
+		return nil, fmt.Errorf("wrap epoll instance: %w", err)
+	}
+	return &poller{ep: ep, raw: raw, done: make(chan struct{})}, nil
+}
+
+// add registers fd for the events in mask, to be handled by h. Readiness
+// that fd already has is reported at once.
+func (p *poller) add(fd int, mask uint32, h eventHandler) error {
+	p.mu.Lock()
+	for fd >= len(p.handlers) {
+		p.handlers = append(p.handlers, nil)
+	}
+	p.handlers[fd] = h
+	p.mu.Unlock()
+
+	p.once.Do(func() { go p.loop() })
+
+	var err error
+	ev := unix.EpollEvent{Events: mask, Fd: int32(fd)}
+	rerr := p.raw.Control(func(ep uintptr) {
+		err = unix.EpollCtl(int(ep), unix.EPOLL_CTL_ADD, fd, &ev)
+	})
+	if rerr != nil {
+		err = rerr
+	}
+	if err != nil {
+		p.forget(fd)
+		return fmt.Errorf("register socket with epoll: %w", err)
+	}
+	return nil
+}
+
+// forget drops the handler of fd; call it before closing fd. Closing
+// removes fd from the epoll instance; an event for it that was already
+// fetched finds no handler, or the handler of a descriptor that reuses the
+// number, which then sees one spurious wake-up and nothing worse.
+func (p *poller) forget(fd int) {
+	p.mu.Lock()
+	if fd < len(p.handlers) {
+		p.handlers[fd] = nil
+	}
+	p.mu.Unlock()
+}
+
+func (p *poller) handler(fd int32) eventHandler {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if int(fd) < len(p.handlers) {
+		return p.handlers[fd]
+	}
+	return nil
+}
+
+// loop hands out events until the poller is closed.
+func (p *poller) loop() {
+	defer close(p.done)
+
+	w := waiter{events: make([]unix.EpollEvent, pollBatch)}
+	fetch := w.fetch // one closure for the whole loop
+	for {
+		if err := p.raw.Read(fetch); err != nil || w.err != nil {
+			return
+		}
+		for _, ev := range w.events[:w.n] {
+			if h := p.handler(ev.Fd); h != nil {
+				h.handleEvents(ev.Events)
+			}
+		}
+	}
+}
+
+// waiter fetches ready events without blocking the thread: when there
+// are none, the callback reports so, and the runtime's poller parks the
+// loop until the epoll instance is readable.
+type waiter struct {
+	events []unix.EpollEvent
+	n      int
+	err    error
+}
+
+// fetch is the callback of the epoll instance's RawConn.Read.
+func (w *waiter) fetch(ep uintptr) bool {
+	for {
+		w.n, w.err = unix.EpollWait(int(ep), w.events, 0)
+		if w.err != unix.EINTR {
+			return w.err != nil || w.n > 0
+		}
+	}
+}
+
+// close stops the loop and waits for it. Registered descriptors are left
+// to their owners.
+func (p *poller) close() {
+	p.ep.Close()
+
+	started := true
+	p.once.Do(func() { started = false })
+	if started {
+		<-p.done
+	}
+}

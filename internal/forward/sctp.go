@@ -1,0 +1,494 @@
+//go:build linux
+
+package forward
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/ishidawataru/sctp"
+	"golang.org/x/sys/unix"
+)
+
+// sctpMaxMessage bounds the SCTP messages carried whole. A larger one is
+// passed on in pieces of this size.
+const sctpMaxMessage = 1 << 20
+
+// BUG(sctp): An SCTP message larger than 1 MiB reaches the backend as
+// several messages. Carrying it whole would need SCTP_EXPLICIT_EOR on the
+// sending socket, and is left undone.
+
+// sctpForwarder forwards one-to-one SCTP associations, message by message,
+// keeping each message's stream number, payload protocol identifier and
+// unordered flag. Unlike TCP, each association has two goroutines, one per
+// direction, which wait in the runtime's poller.
+type sctpForwarder struct {
+	log     *logger
+	ln      *os.File
+	lnRaw   syscall.RawConn
+	addr    netip.AddrPort
+	backend netip.AddrPort
+	bsa     unix.Sockaddr
+	timeout time.Duration
+
+	mu      sync.Mutex
+	assocs  map[*sctpAssoc]struct{}
+	wg      sync.WaitGroup // association goroutines
+	closing chan struct{}
+	closed  bool
+}
+
+// newSCTPForwarder serves the listening socket fd, which it owns from the
+// call on.
+func newSCTPForwarder(cfg *Config, fd int, log *logger) (*sctpForwarder, error) {
+	if err := setSCTPOptions(fd); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	ln := os.NewFile(uintptr(fd), "sctp-listener")
+	raw, err := ln.SyscallConn()
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("wrap listener: %w", err)
+	}
+	return &sctpForwarder{
+		log:     log,
+		ln:      ln,
+		lnRaw:   raw,
+		addr:    localAddr(fd),
+		backend: cfg.Backend,
+		bsa:     sockaddr(cfg.Backend),
+		timeout: cfg.connectTimeout(),
+		assocs:  make(map[*sctpAssoc]struct{}),
+		closing: make(chan struct{}),
+	}, nil
+}
+
+// setSCTPOptions asks for as many streams as SCTP allows, so that any
+// stream number a peer uses can be passed on, and for the stream and
+// payload protocol of each message.
+func setSCTPOptions(fd int) error {
+	c := sctp.NewSCTPConn(fd, nil) // a view of fd; never closed through it
+	err := c.SetInitMsg(sctp.SCTP_MAX_STREAM, sctp.SCTP_MAX_STREAM, 0, 0)
+	if err != nil {
+		return fmt.Errorf("set SCTP streams: %w", err)
+	}
+	if err := c.SubscribeEvents(sctp.SCTP_EVENT_DATA_IO); err != nil {
+		return fmt.Errorf("subscribe to SCTP message info: %w", err)
+	}
+	return nil
+}
+
+func (f *sctpForwarder) Addr() netip.AddrPort { return f.addr }
+
+// Serve accepts associations until Close.
+func (f *sctpForwarder) Serve() error {
+	pause := time.Duration(0)
+	for {
+		fd, err := f.accept()
+		switch {
+		case f.isClosing():
+			if err == nil {
+				unix.Close(fd)
+			}
+			return nil
+		case errors.Is(err, unix.ECONNABORTED), errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			f.log.logf(evAccept, "accept: %v", err)
+			pause = min(max(2*pause, acceptPauseMin), acceptPauseMax)
+			if !f.sleep(pause) {
+				return nil
+			}
+			continue
+		}
+		pause = 0
+		f.start(fd)
+	}
+}
+
+func (f *sctpForwarder) accept() (fd int, err error) {
+	rerr := f.lnRaw.Read(func(s uintptr) bool {
+		fd, err = accept(int(s))
+		return err != unix.EAGAIN
+	})
+	if rerr != nil {
+		return -1, rerr
+	}
+	return fd, err
+}
+
+func (f *sctpForwarder) isClosing() bool {
+	select {
+	case <-f.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// sleep waits for d, and reports false if the forwarder closed meanwhile.
+func (f *sctpForwarder) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-f.closing:
+		return false
+	}
+}
+
+// start forwards the accepted client fd on goroutines of its own.
+func (f *sctpForwarder) start(fd int) {
+	a := &sctpAssoc{f: f, client: newSCTPEnd(fd)}
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		a.client.file.Close()
+		return
+	}
+	f.assocs[a] = struct{}{}
+	f.wg.Add(1)
+	f.mu.Unlock()
+
+	go a.serve()
+}
+
+// Close stops accepting, closes every association and waits up to
+// closeWait for their goroutines.
+func (f *sctpForwarder) Close() error {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return nil
+	}
+	f.closed = true
+	close(f.closing)
+	assocs := make([]*sctpAssoc, 0, len(f.assocs))
+	for a := range f.assocs {
+		assocs = append(assocs, a)
+	}
+	f.mu.Unlock()
+
+	err := f.ln.Close()
+	for _, a := range assocs {
+		a.close()
+	}
+
+	done := make(chan struct{})
+	go func() { f.wg.Wait(); close(done) }()
+	t := time.NewTimer(closeWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+	f.log.close()
+	return err
+}
+
+// sctpEnd is one socket of an association, waiting in the runtime's
+// poller.
+type sctpEnd struct {
+	file *os.File
+	raw  syscall.RawConn
+	fd   int // valid until file is closed
+}
+
+func newSCTPEnd(fd int) *sctpEnd {
+	file := os.NewFile(uintptr(fd), "sctp")
+	raw, _ := file.SyscallConn() // cannot fail for a file just made
+	return &sctpEnd{file: file, raw: raw, fd: fd}
+}
+
+// sctpAssoc is a client association and its backend association.
+type sctpAssoc struct {
+	f       *sctpForwarder
+	client  *sctpEnd
+	backend *sctpEnd // nil until connected
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// serve connects to the backend, then relays both ways.
+func (a *sctpAssoc) serve() {
+	defer a.f.wg.Done()
+	defer a.untrack()
+
+	if err := setSCTPOptions(a.client.fd); err != nil {
+		a.f.log.logf(evConn, "set up client: %v", err)
+		a.close()
+		return
+	}
+	b, err := a.dial()
+	if err != nil {
+		a.f.log.logf(evDial, "connect to backend %v: %v; closing the client", a.f.backend, err)
+		a.close()
+		return
+	}
+	if !a.setBackend(b) {
+		return
+	}
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.relayDown()
+	}()
+	a.relayUp()
+	wg.Wait()
+	a.close()
+}
+
+func (a *sctpAssoc) relayUp()   { a.relay(a.backend, a.client) }
+func (a *sctpAssoc) relayDown() { a.relay(a.client, a.backend) }
+
+// dial connects a new socket to the backend, within the connect timeout.
+func (a *sctpAssoc) dial() (*sctpEnd, error) {
+	typ := unix.SOCK_STREAM | unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC
+	fd, err := unix.Socket(family(a.f.backend.Addr()), typ, unix.IPPROTO_SCTP)
+	if err != nil {
+		return nil, err
+	}
+	if err := setSCTPOptions(fd); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	err = unix.Connect(fd, a.f.bsa)
+	if err != nil && err != unix.EINPROGRESS {
+		unix.Close(fd)
+		return nil, err
+	}
+
+	e := newSCTPEnd(fd)
+	if err := e.waitConnected(a.f.timeout); err != nil {
+		e.file.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// waitConnected waits until the socket's connect has an outcome.
+func (e *sctpEnd) waitConnected(timeout time.Duration) error {
+	e.file.SetWriteDeadline(time.Now().Add(timeout))
+	defer e.file.SetWriteDeadline(time.Time{})
+
+	err := e.raw.Write(func(fd uintptr) bool {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		n, _ := unix.Poll(pfd, 0)
+		return n > 0
+	})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return errConnectTimeout
+	}
+	if err != nil {
+		return err
+	}
+	return soError(e.fd)
+}
+
+// shutdownWrite passes the end of the other side on. Going through the
+// file makes it a no-op once the association is closed.
+func (e *sctpEnd) shutdownWrite() {
+	e.raw.Control(func(fd uintptr) { unix.Shutdown(int(fd), unix.SHUT_WR) })
+}
+
+// setBackend records the backend, unless the association was closed
+// meanwhile.
+func (a *sctpAssoc) setBackend(b *sctpEnd) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		b.file.Close()
+		return false
+	}
+	a.backend = b
+	return true
+}
+
+// relay passes messages from src to dst until src ends, then passes the
+// end on; on failure it closes the association.
+func (a *sctpAssoc) relay(dst, src *sctpEnd) {
+	var m sctpMessage
+	defer m.release()
+
+	for {
+		err := src.read(&m)
+		if err == io.EOF {
+			dst.shutdownWrite()
+			return
+		}
+		if err == nil {
+			err = dst.write(&m)
+		}
+		if err != nil {
+			a.fail(err)
+			return
+		}
+	}
+}
+
+func (a *sctpAssoc) fail(err error) {
+	if !errors.Is(err, unix.ECONNRESET) && !errors.Is(err, unix.EPIPE) && !a.isClosed() {
+		a.f.log.logf(evConn, "forward %v: %v", a.f.backend, err)
+	}
+	a.close()
+}
+
+func (a *sctpAssoc) isClosed() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.closed
+}
+
+// close closes both sockets, which ends both relays.
+func (a *sctpAssoc) close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return
+	}
+	a.closed = true
+	a.client.file.Close()
+	if a.backend != nil {
+		a.backend.file.Close()
+	}
+}
+
+func (a *sctpAssoc) untrack() {
+	a.f.mu.Lock()
+	delete(a.f.assocs, a)
+	a.f.mu.Unlock()
+}
+
+// sctpMessage is one message and its send/receive info.
+type sctpMessage struct {
+	buf  []byte // borrowed while a message is being carried
+	n    int
+	info sctp.SndRcvInfo
+	oob  [64]byte
+}
+
+func (m *sctpMessage) release() {
+	if m.buf != nil && len(m.buf) == copyBufSize {
+		copyBufs.Put((*[copyBufSize]byte)(m.buf))
+	}
+	m.buf, m.n = nil, 0
+}
+
+// read reads one whole message, up to sctpMaxMessage bytes, into m. It
+// returns io.EOF when the peer has shut the association down.
+func (e *sctpEnd) read(m *sctpMessage) error {
+	m.n = 0
+	for {
+		n, flags, err := e.readPart(m)
+		switch {
+		case err != nil:
+			return err
+		case n == 0 && m.n == 0:
+			return io.EOF
+		case flags&sctp.MSG_NOTIFICATION != 0:
+			m.n = 0 // not data: skip it
+			continue
+		}
+		m.n += n
+		if flags&unix.MSG_EOR != 0 || m.n == sctpMaxMessage {
+			return nil
+		}
+		m.grow()
+	}
+}
+
+// readPart reads what comes of the current message.
+func (e *sctpEnd) readPart(m *sctpMessage) (n, flags int, err error) {
+	var oobn int
+	rerr := e.raw.Read(func(fd uintptr) bool {
+		if m.buf == nil {
+			m.buf = copyBufs.Get().(*[copyBufSize]byte)[:]
+		}
+		n, oobn, flags, _, err = unix.Recvmsg(int(fd), m.buf[m.n:], m.oob[:], 0)
+		if err == unix.EAGAIN && m.n == 0 {
+			m.release() // nothing is moving: hold no buffer while waiting
+		}
+		return err != unix.EAGAIN
+	})
+	if rerr != nil {
+		return 0, 0, rerr
+	}
+	if err == nil && m.n == 0 {
+		m.info = parseSndRcvInfo(m.oob[:oobn])
+	}
+	return n, flags, err
+}
+
+// grow makes room for more of a message, up to sctpMaxMessage.
+func (m *sctpMessage) grow() {
+	if m.n < len(m.buf) {
+		return
+	}
+	bigger := make([]byte, min(2*len(m.buf), sctpMaxMessage))
+	copy(bigger, m.buf[:m.n])
+	m.release()
+	m.buf = bigger
+}
+
+// write sends the message in m with its stream, payload protocol and
+// unordered flag.
+func (e *sctpEnd) write(m *sctpMessage) error {
+	cmsg := sndRcvCmsg(&m.info)
+	var err error
+	rerr := e.raw.Write(func(fd uintptr) bool {
+		_, err = unix.SendmsgN(int(fd), m.buf[:m.n], cmsg, nil, unix.MSG_NOSIGNAL)
+		return err != unix.EAGAIN
+	})
+	if rerr != nil {
+		return rerr
+	}
+	return err
+}
+
+// parseSndRcvInfo finds the SCTP send/receive info among control
+// messages. The payload protocol identifier stays in network byte order,
+// as it came: it is passed on, not interpreted.
+func parseSndRcvInfo(oob []byte) sctp.SndRcvInfo {
+	var info sctp.SndRcvInfo
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return info
+	}
+	for _, cm := range msgs {
+		if cm.Header.Level == unix.IPPROTO_SCTP && cm.Header.Type == sctp.SCTP_CMSG_SNDRCV &&
+			len(cm.Data) >= int(unsafe.Sizeof(info)) {
+			info = *(*sctp.SndRcvInfo)(unsafe.Pointer(&cm.Data[0]))
+		}
+	}
+	return info
+}
+
+// sndRcvCmsg builds the control message that sends a message as in was
+// received: same stream, payload protocol and unordered flag.
+func sndRcvCmsg(in *sctp.SndRcvInfo) []byte {
+	out := sctp.SndRcvInfo{
+		Stream: in.Stream,
+		Flags:  in.Flags & sctp.SCTP_UNORDERED,
+		PPID:   in.PPID,
+	}
+	size := int(unsafe.Sizeof(out))
+	b := make([]byte, unix.CmsgSpace(size))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level = unix.IPPROTO_SCTP
+	h.Type = sctp.SCTP_CMSG_SNDRCV
+	h.SetLen(unix.CmsgLen(size))
+	copy(b[unix.CmsgLen(0):], unsafe.Slice((*byte)(unsafe.Pointer(&out)), size))
+	return b
+}

@@ -1,0 +1,246 @@
+//go:build linux
+
+package forward
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// States of a tcpConn.
+const (
+	connConnecting  int32 = iota // waiting for the backend
+	connEstablished              // forwarding
+	connFailed                   // never got the backend
+)
+
+var errConnectTimeout = errors.New("connect timed out")
+
+// tcpConn is one client connection and its backend connection. It has no
+// goroutine of its own: its pumps run when their sockets have work, and
+// park as continuations in the poller otherwise.
+type tcpConn struct {
+	f               *tcpForwarder
+	client, backend sock
+	up, down        pump         // client to backend, backend to client
+	live            atomic.Int32 // pumps not finished
+	state           atomic.Int32
+	timer           *time.Timer // the connect timeout, while connecting
+
+	mu     sync.Mutex // orders shut against the closing of the sockets
+	closed bool
+}
+
+// pump moves one direction of a connection, from src to dst.
+type pump struct {
+	c        *tcpConn
+	src, dst *sock
+	car      carrier // held only while data moves
+	resume   func()  // runs the pump again when its socket is ready
+}
+
+// start forwards the accepted client cfd through the backend socket bfd.
+func (f *tcpForwarder) start(cfd, bfd int) {
+	c := &tcpConn{f: f}
+	c.client.fd, c.backend.fd = cfd, bfd
+	c.up = pump{c: c, src: &c.client, dst: &c.backend, resume: c.runUp}
+	c.down = pump{c: c, src: &c.backend, dst: &c.client, resume: c.runDown}
+	c.live.Store(2)
+
+	if !c.dial() {
+		return
+	}
+	if !f.track(c) {
+		c.shut()
+	}
+}
+
+// runUp and runDown are the two directions, named so that a goroutine
+// dump tells them apart.
+func (c *tcpConn) runUp()   { c.up.run() }
+func (c *tcpConn) runDown() { c.down.run() }
+
+// dial starts connecting to the backend and arms the connect timeout; the
+// poller calls connected when the outcome is known. It reports false if
+// the connection is already over.
+func (c *tcpConn) dial() bool {
+	err := unix.Connect(c.backend.fd, c.f.bsa)
+	if err != nil && err != unix.EINPROGRESS {
+		c.state.Store(connFailed)
+		c.dialFailed(err)
+		return false
+	}
+
+	c.backend.wait[dirWrite] = c.connected
+	c.timer = time.AfterFunc(c.f.timeout, c.timedOut)
+	if err := c.f.poller.add(c.backend.fd, evStream, &c.backend); err != nil {
+		if c.state.CompareAndSwap(connConnecting, connFailed) {
+			c.timer.Stop()
+			c.dialFailed(err)
+		}
+		return false
+	}
+	return true
+}
+
+// connected runs when the backend socket is writable or failed.
+func (c *tcpConn) connected() {
+	if !c.state.CompareAndSwap(connConnecting, connEstablished) {
+		return
+	}
+	c.timer.Stop()
+	c.timer = nil
+
+	if err := soError(c.backend.fd); err != nil {
+		c.dialFailed(err)
+		return
+	}
+
+	c.client.wait[dirRead] = c.runUp
+	if err := c.f.poller.add(c.client.fd, evStream, &c.client); err != nil {
+		c.f.log.logf(evConn, "forward client: %v", err)
+		c.close()
+		return
+	}
+	if !c.backend.park(dirRead, c.runDown) {
+		c.runDown()
+	}
+}
+
+func (c *tcpConn) timedOut() {
+	if c.state.CompareAndSwap(connConnecting, connFailed) {
+		c.dialFailed(errConnectTimeout)
+	}
+}
+
+// dialFailed closes the client whose backend could not be reached.
+func (c *tcpConn) dialFailed(err error) {
+	c.f.log.logf(evDial, "connect to backend %v: %v; closing the client", c.f.backend, err)
+	c.close()
+}
+
+// shut ends the connection from outside, on Close: a connection still
+// connecting is closed at once; an established one has its sockets shut
+// down, which wakes its pumps, and they finish it.
+func (c *tcpConn) shut() {
+	if c.state.CompareAndSwap(connConnecting, connFailed) {
+		c.timer.Stop()
+		c.close()
+		return
+	}
+
+	c.mu.Lock()
+	if !c.closed {
+		unix.Shutdown(c.client.fd, unix.SHUT_RDWR)
+		unix.Shutdown(c.backend.fd, unix.SHUT_RDWR)
+	}
+	c.mu.Unlock()
+}
+
+// close closes both sockets. Only the last pump, or a connection that
+// never got its pumps going, calls it.
+func (c *tcpConn) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.f.poller.forget(c.client.fd)
+	c.f.poller.forget(c.backend.fd)
+	unix.Close(c.client.fd)
+	unix.Close(c.backend.fd)
+	c.mu.Unlock()
+
+	c.f.untrack(c)
+}
+
+// pumpDone closes the connection once both pumps are done.
+func (c *tcpConn) pumpDone() {
+	if c.live.Add(-1) == 0 {
+		c.close()
+	}
+}
+
+// abort ends the connection after p failed with err: both sockets are shut
+// down, which wakes the other pump. A reset from one peer is passed on to
+// the other as a reset.
+func (c *tcpConn) abort(p *pump, err error) {
+	switch {
+	case errors.Is(err, unix.ECONNRESET):
+		linger := unix.Linger{Onoff: 1, Linger: 0}
+		_ = unix.SetsockoptLinger(p.dst.fd, unix.SOL_SOCKET, unix.SO_LINGER, &linger)
+	case errors.Is(err, unix.EPIPE):
+	default:
+		c.f.log.logf(evConn, "forward %v: %v", c.f.backend, err)
+	}
+	unix.Shutdown(c.client.fd, unix.SHUT_RDWR)
+	unix.Shutdown(c.backend.fd, unix.SHUT_RDWR)
+}
+
+// run moves bytes from src to dst until src would block, then parks; at
+// the end of src it passes the half-close on to dst.
+func (p *pump) run() {
+	for {
+		if p.car != nil && p.car.buffered() > 0 {
+			if !p.drain() {
+				return
+			}
+			continue
+		}
+
+		if p.car == nil {
+			p.car = newCarrier(&p.c.f.pipes)
+		}
+		n, err := p.car.fill(p.src.fd)
+		switch {
+		case err == unix.EAGAIN:
+			p.releaseCarrier()
+			if p.src.park(dirRead, p.resume) {
+				return
+			}
+		case err == unix.EINTR:
+		case err != nil:
+			p.fail(err)
+			return
+		case n == 0:
+			p.eof()
+			return
+		}
+	}
+}
+
+// drain writes what the carrier holds. It reports false if the pump
+// parked or finished.
+func (p *pump) drain() bool {
+	_, err := p.car.drain(p.dst.fd)
+	switch {
+	case err == nil, err == unix.EINTR:
+		return true
+	case err == unix.EAGAIN:
+		return !p.dst.park(dirWrite, p.resume)
+	default:
+		p.fail(err)
+		return false
+	}
+}
+
+func (p *pump) releaseCarrier() {
+	if p.car != nil {
+		p.car.release()
+		p.car = nil
+	}
+}
+
+// eof passes the end of src on to dst as a half-close.
+func (p *pump) eof() {
+	p.releaseCarrier()
+	unix.Shutdown(p.dst.fd, unix.SHUT_WR)
+	p.c.pumpDone()
+}
+
+func (p *pump) fail(err error) {
+	p.releaseCarrier()
+	p.c.abort(p, err)
+	p.c.pumpDone()
+}
