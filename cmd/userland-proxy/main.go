@@ -31,7 +31,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -64,14 +63,11 @@ func run(args []string, status *statusPipe) int {
 	case err != nil:
 		return status.fail(err)
 	case opts.version:
-		fmt.Println(versionLine())
+		os.Stdout.WriteString("userland-proxy version " + version + "\n")
 		return 0
 	}
 
-	cfg, err := opts.config()
-	if err != nil {
-		return status.fail(err)
-	}
+	cfg := opts.config()
 	f, err := forward.New(cfg)
 	if cfg.Listener != nil {
 		cfg.Listener.Close() // New made its own copy
@@ -84,7 +80,7 @@ func run(args []string, status *statusPipe) int {
 	status.ready()
 
 	if err := f.Serve(); err != nil {
-		fmt.Fprintf(os.Stderr, "userland-proxy: %v\n", err)
+		os.Stderr.WriteString("userland-proxy: " + err.Error() + "\n")
 		return 1
 	}
 	return 0
@@ -134,7 +130,7 @@ func (s *statusPipe) ready() {
 
 // fail reports err, also on stderr, and returns the exit status.
 func (s *statusPipe) fail(err error) int {
-	fmt.Fprintf(os.Stderr, "userland-proxy: %v\n", err)
+	os.Stderr.WriteString("userland-proxy: " + err.Error() + "\n")
 	s.report(contract.FailurePrefix + err.Error())
 	return 1
 }

@@ -28,7 +28,8 @@ type Config struct {
 	Proto string
 
 	// Frontend is the host address to serve. Without Listener, New binds
-	// it; an IPv6 address, the unspecified one included, binds IPv6 only.
+	// it (port 0 picks a free port; see [Forwarder.Addr]); an IPv6
+	// address, the unspecified one included, binds IPv6 only.
 	// With Listener, only its family is used, to check the socket's.
 	Frontend netip.AddrPort
 

@@ -2,7 +2,7 @@
 
 package forward
 
-import "fmt"
+import "strconv"
 
 // New opens the frontend of cfg, binding it or adopting cfg.Listener, and
 // returns a Forwarder ready to Serve. Errors say what is wrong with cfg or
@@ -10,7 +10,7 @@ import "fmt"
 func New(cfg Config) (Forwarder, error) {
 	k, ok := kinds[cfg.Proto]
 	if !ok {
-		return nil, fmt.Errorf("unsupported protocol %q", cfg.Proto)
+		return nil, textError("unsupported protocol " + strconv.Quote(cfg.Proto))
 	}
 	if err := checkAddrs(&cfg); err != nil {
 		return nil, err
@@ -20,7 +20,7 @@ func New(cfg Config) (Forwarder, error) {
 	if err != nil {
 		return nil, err
 	}
-	prefix := fmt.Sprintf("%s %v -> %v: ", cfg.Proto, localAddr(fd), cfg.Backend)
+	prefix := cfg.Proto + " " + localAddr(fd).String() + " -> " + cfg.Backend.String() + ": "
 	log := newLogger(cfg.Log, prefix)
 
 	// Each constructor owns fd from here on, and closes it if it fails.
@@ -37,14 +37,11 @@ func New(cfg Config) (Forwarder, error) {
 // checkAddrs rejects addresses that cannot be served or reached.
 func checkAddrs(cfg *Config) error {
 	if !cfg.Frontend.Addr().IsValid() {
-		return fmt.Errorf("no host address")
-	}
-	if cfg.Listener == nil && cfg.Frontend.Port() == 0 {
-		return fmt.Errorf("no host port")
+		return textError("no host address")
 	}
 	b := cfg.Backend
 	if !b.Addr().IsValid() || b.Port() == 0 {
-		return fmt.Errorf("invalid backend address %v", b)
+		return textError("invalid backend address " + b.String())
 	}
 	return nil
 }

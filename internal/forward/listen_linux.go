@@ -3,9 +3,9 @@
 package forward
 
 import (
-	"fmt"
 	"net/netip"
 	"os"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,7 +40,7 @@ func frontendSocket(cfg *Config, k socketKind) (int, error) {
 func adopt(f *os.File, family int, k socketKind) (int, error) {
 	raw, err := f.SyscallConn()
 	if err != nil {
-		return -1, fmt.Errorf("handed-over socket: %w", err)
+		return -1, wrap("handed-over socket", err)
 	}
 	fd := -1
 	cerr := raw.Control(func(s uintptr) {
@@ -50,16 +50,16 @@ func adopt(f *os.File, family int, k socketKind) (int, error) {
 		err = cerr
 	}
 	if err != nil {
-		return -1, fmt.Errorf("duplicate handed-over socket: %w", err)
+		return -1, wrap("duplicate handed-over socket", err)
 	}
 
 	if err := check(fd, family, k); err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("handed-over socket: %w", err)
+		return -1, wrap("handed-over socket", err)
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("make handed-over socket non-blocking: %w", err)
+		return -1, wrap("make handed-over socket non-blocking", err)
 	}
 	return fd, nil
 }
@@ -69,41 +69,46 @@ func adopt(f *os.File, family int, k socketKind) (int, error) {
 func check(fd, family int, k socketKind) error {
 	sotype, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	if err == unix.ENOTSOCK {
-		return fmt.Errorf("not a socket")
+		return textError("not a socket")
 	}
 	if err != nil {
-		return fmt.Errorf("read socket type: %w", err)
+		return wrap("read socket type", err)
 	}
 	proto, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL)
 	if err != nil {
-		return fmt.Errorf("read socket protocol: %w", err)
+		return wrap("read socket protocol", err)
+	}
+	if proto == unix.IPPROTO_MPTCP && k.proto == unix.IPPROTO_TCP {
+		// Multipath TCP, as Go's net.Listen makes by default: TCP to
+		// clients that do not speak it, and served the same way.
+		proto = unix.IPPROTO_TCP
 	}
 	if sotype != k.sotype || proto != k.proto {
-		return fmt.Errorf("socket is %s, want %s", kindName(sotype, proto),
+		return textError("socket is " + kindName(sotype, proto) + ", want " +
 			kindName(k.sotype, k.proto))
 	}
 
 	dom, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
 	if err != nil {
-		return fmt.Errorf("read socket family: %w", err)
+		return wrap("read socket family", err)
 	}
 	if dom != family {
-		return fmt.Errorf("socket family is %s, want %s for the host address",
-			familyName(dom), familyName(family))
+		return textError("socket family is " + familyName(dom) + ", want " +
+			familyName(family) + " for the host address")
 	}
 
 	if k.listening {
 		acc, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
 		if err != nil {
-			return fmt.Errorf("read listening state: %w", err)
+			return wrap("read listening state", err)
 		}
 		if acc == 0 {
-			return fmt.Errorf("socket is not listening")
+			return textError("socket is not listening")
 		}
 		return nil
 	}
 	if localAddr(fd).Port() == 0 {
-		return fmt.Errorf("socket is not bound")
+		return textError("socket is not bound")
 	}
 	return nil
 }
@@ -117,7 +122,7 @@ func bind(addr netip.AddrPort, k socketKind) (fd int, err error) {
 	typ := k.sotype | unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC
 	fd, err = unix.Socket(fam, typ, k.proto)
 	if err != nil {
-		return -1, fmt.Errorf("create %s socket: %w", kindName(k.sotype, k.proto), err)
+		return -1, wrap("create "+kindName(k.sotype, k.proto)+" socket", err)
 	}
 	defer func() {
 		if err != nil {
@@ -127,20 +132,20 @@ func bind(addr netip.AddrPort, k socketKind) (fd int, err error) {
 
 	if k.listening {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-			return -1, fmt.Errorf("set SO_REUSEADDR: %w", err)
+			return -1, wrap("set SO_REUSEADDR", err)
 		}
 	}
 	if fam == unix.AF_INET6 {
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
-			return -1, fmt.Errorf("set IPV6_V6ONLY: %w", err)
+			return -1, wrap("set IPV6_V6ONLY", err)
 		}
 	}
 	if err := unix.Bind(fd, sockaddr(addr)); err != nil {
-		return -1, fmt.Errorf("bind %v: %w", addr, err)
+		return -1, wrap("bind "+addr.String(), err)
 	}
 	if k.listening {
 		if err := unix.Listen(fd, listenBacklog); err != nil {
-			return -1, fmt.Errorf("listen on %v: %w", addr, err)
+			return -1, wrap("listen on "+addr.String(), err)
 		}
 	}
 	return fd, nil
@@ -164,7 +169,7 @@ func kindName(sotype, proto int) string {
 	case sotype == unix.SOCK_STREAM && proto == unix.IPPROTO_SCTP:
 		return "sctp"
 	}
-	return fmt.Sprintf("type %d protocol %d", sotype, proto)
+	return "type " + strconv.Itoa(sotype) + " protocol " + strconv.Itoa(proto)
 }
 
 func familyName(f int) string {
@@ -176,5 +181,5 @@ func familyName(f int) string {
 	case unix.AF_UNIX:
 		return "unix"
 	}
-	return fmt.Sprintf("family %d", f)
+	return "family " + strconv.Itoa(f)
 }

@@ -1,8 +1,8 @@
 package forward
 
 import (
-	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -40,8 +40,7 @@ type logger struct {
 type kindLog struct {
 	last       time.Time   // when a line of this kind was last written
 	suppressed int         // lines held back since then
-	format     string      // the last line held back
-	args       []any       // and its arguments
+	held       string      // the last line held back
 	flush      *time.Timer // writes the held-back line; nil when idle
 }
 
@@ -49,9 +48,9 @@ func newLogger(w io.Writer, prefix string) *logger {
 	return &logger{w: w, prefix: prefix}
 }
 
-// logf writes one line of kind k, or holds it back if a line of that kind
-// was written less than logInterval ago.
-func (l *logger) logf(k eventKind, format string, args ...any) {
+// log writes the line msg of kind k, or holds it back if a line of that
+// kind was written less than logInterval ago.
+func (l *logger) log(k eventKind, msg string) {
 	if l == nil || l.w == nil {
 		return
 	}
@@ -62,12 +61,12 @@ func (l *logger) logf(k eventKind, format string, args ...any) {
 	now := time.Now()
 	if l.closed || now.Sub(kl.last) >= logInterval && kl.flush == nil {
 		kl.last = now
-		l.write(format, args, 0)
+		l.write(msg, 0)
 		return
 	}
 
 	kl.suppressed++
-	kl.format, kl.args = format, args
+	kl.held = msg
 	if kl.flush == nil {
 		wait := logInterval - now.Sub(kl.last)
 		kl.flush = time.AfterFunc(wait, func() { l.flushKind(k) })
@@ -86,16 +85,16 @@ func (l *logger) flushKind(k eventKind) {
 		return
 	}
 	kl.last = time.Now()
-	l.write(kl.format, kl.args, kl.suppressed)
-	kl.suppressed, kl.format, kl.args = 0, "", nil
+	l.write(kl.held, kl.suppressed)
+	kl.suppressed, kl.held = 0, ""
 }
 
-// write formats one line. Errors are ignored: a log reader that went away
+// write writes one line. Errors are ignored: a log reader that went away
 // must not stop the forwarding.
-func (l *logger) write(format string, args []any, similar int) {
-	line := l.prefix + fmt.Sprintf(format, args...)
+func (l *logger) write(msg string, similar int) {
+	line := l.prefix + msg
 	if similar > 1 {
-		line += fmt.Sprintf(" (%d similar in the last %v)", similar, logInterval)
+		line += " (" + strconv.Itoa(similar) + " similar in the last " + logInterval.String() + ")"
 	}
 	_, _ = io.WriteString(l.w, line+"\n")
 }

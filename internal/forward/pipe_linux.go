@@ -3,7 +3,6 @@
 package forward
 
 import (
-	"fmt"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -33,7 +32,7 @@ type pipe struct {
 func newPipe() (*pipe, error) {
 	var fds [2]int
 	if err := unix.Pipe2(fds[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
-		return nil, fmt.Errorf("create pipe: %w", err)
+		return nil, wrap("create pipe", err)
 	}
 	// A refusal leaves the default size, which works, a little slower.
 	_, _ = unix.FcntlInt(uintptr(fds[1]), unix.F_SETPIPE_SZ, pipeSize)

@@ -3,7 +3,6 @@
 package forward
 
 import (
-	"fmt"
 	"os"
 	"sync"
 	"syscall"
@@ -51,18 +50,18 @@ type poller struct {
 func newPoller() (*poller, error) {
 	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
-		return nil, fmt.Errorf("create epoll instance: %w", err)
+		return nil, wrap("create epoll instance", err)
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("make epoll instance non-blocking: %w", err)
+		return nil, wrap("make epoll instance non-blocking", err)
 	}
 
 	ep := os.NewFile(uintptr(fd), "epoll")
 	raw, err := ep.SyscallConn()
 	if err != nil {
 		ep.Close()
-		return nil, fmt.Errorf("wrap epoll instance: %w", err)
+		return nil, wrap("wrap epoll instance", err)
 	}
 	return &poller{ep: ep, raw: raw, done: make(chan struct{})}, nil
 }
@@ -89,7 +88,7 @@ func (p *poller) add(fd int, mask uint32, h eventHandler) error {
 	}
 	if err != nil {
 		p.forget(fd)
-		return fmt.Errorf("register socket with epoll: %w", err)
+		return wrap("register socket with epoll", err)
 	}
 	return nil
 }

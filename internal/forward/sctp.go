@@ -4,16 +4,13 @@ package forward
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net/netip"
 	"os"
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 
-	"github.com/ishidawataru/sctp"
 	"golang.org/x/sys/unix"
 )
 
@@ -56,7 +53,7 @@ func newSCTPForwarder(cfg *Config, fd int, log *logger) (*sctpForwarder, error) 
 	raw, err := ln.SyscallConn()
 	if err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("wrap listener: %w", err)
+		return nil, wrap("wrap listener", err)
 	}
 	return &sctpForwarder{
 		log:     log,
@@ -69,21 +66,6 @@ func newSCTPForwarder(cfg *Config, fd int, log *logger) (*sctpForwarder, error) 
 		assocs:  make(map[*sctpAssoc]struct{}),
 		closing: make(chan struct{}),
 	}, nil
-}
-
-// setSCTPOptions asks for as many streams as SCTP allows, so that any
-// stream number a peer uses can be passed on, and for the stream and
-// payload protocol of each message.
-func setSCTPOptions(fd int) error {
-	c := sctp.NewSCTPConn(fd, nil) // a view of fd; never closed through it
-	err := c.SetInitMsg(sctp.SCTP_MAX_STREAM, sctp.SCTP_MAX_STREAM, 0, 0)
-	if err != nil {
-		return fmt.Errorf("set SCTP streams: %w", err)
-	}
-	if err := c.SubscribeEvents(sctp.SCTP_EVENT_DATA_IO); err != nil {
-		return fmt.Errorf("subscribe to SCTP message info: %w", err)
-	}
-	return nil
 }
 
 func (f *sctpForwarder) Addr() netip.AddrPort { return f.addr }
@@ -102,7 +84,7 @@ func (f *sctpForwarder) Serve() error {
 		case errors.Is(err, unix.ECONNABORTED), errors.Is(err, unix.EINTR):
 			continue
 		case err != nil:
-			f.log.logf(evAccept, "accept: %v", err)
+			f.log.log(evAccept, "accept: "+err.Error())
 			pause = min(max(2*pause, acceptPauseMin), acceptPauseMax)
 			if !f.sleep(pause) {
 				return nil
@@ -225,13 +207,14 @@ func (a *sctpAssoc) serve() {
 	defer a.untrack()
 
 	if err := setSCTPOptions(a.client.fd); err != nil {
-		a.f.log.logf(evConn, "set up client: %v", err)
+		a.f.log.log(evConn, "set up client: "+err.Error())
 		a.close()
 		return
 	}
 	b, err := a.dial()
 	if err != nil {
-		a.f.log.logf(evDial, "connect to backend %v: %v; closing the client", a.f.backend, err)
+		a.f.log.log(evDial, "connect to backend "+a.f.backend.String()+": "+err.Error()+
+			"; closing the client")
 		a.close()
 		return
 	}
@@ -340,7 +323,7 @@ func (a *sctpAssoc) relay(dst, src *sctpEnd) {
 
 func (a *sctpAssoc) fail(err error) {
 	if !errors.Is(err, unix.ECONNRESET) && !errors.Is(err, unix.EPIPE) && !a.isClosed() {
-		a.f.log.logf(evConn, "forward %v: %v", a.f.backend, err)
+		a.f.log.log(evConn, "forward to "+a.f.backend.String()+": "+err.Error())
 	}
 	a.close()
 }
@@ -375,8 +358,9 @@ func (a *sctpAssoc) untrack() {
 type sctpMessage struct {
 	buf  []byte // borrowed while a message is being carried
 	n    int
-	info sctp.SndRcvInfo
+	info sndRcvInfo
 	oob  [64]byte
+	cmsg [64]byte // the info to send, marshalled
 }
 
 func (m *sctpMessage) release() {
@@ -397,7 +381,7 @@ func (e *sctpEnd) read(m *sctpMessage) error {
 			return err
 		case n == 0 && m.n == 0:
 			return io.EOF
-		case flags&sctp.MSG_NOTIFICATION != 0:
+		case flags&msgNotification != 0:
 			m.n = 0 // not data: skip it
 			continue
 		}
@@ -445,7 +429,7 @@ func (m *sctpMessage) grow() {
 // write sends the message in m with its stream, payload protocol and
 // unordered flag.
 func (e *sctpEnd) write(m *sctpMessage) error {
-	cmsg := sndRcvCmsg(&m.info)
+	cmsg := m.info.marshal(m.cmsg[:])
 	var err error
 	rerr := e.raw.Write(func(fd uintptr) bool {
 		_, err = unix.SendmsgN(int(fd), m.buf[:m.n], cmsg, nil, unix.MSG_NOSIGNAL)
@@ -455,40 +439,4 @@ func (e *sctpEnd) write(m *sctpMessage) error {
 		return rerr
 	}
 	return err
-}
-
-// parseSndRcvInfo finds the SCTP send/receive info among control
-// messages. The payload protocol identifier stays in network byte order,
-// as it came: it is passed on, not interpreted.
-func parseSndRcvInfo(oob []byte) sctp.SndRcvInfo {
-	var info sctp.SndRcvInfo
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return info
-	}
-	for _, cm := range msgs {
-		if cm.Header.Level == unix.IPPROTO_SCTP && cm.Header.Type == sctp.SCTP_CMSG_SNDRCV &&
-			len(cm.Data) >= int(unsafe.Sizeof(info)) {
-			info = *(*sctp.SndRcvInfo)(unsafe.Pointer(&cm.Data[0]))
-		}
-	}
-	return info
-}
-
-// sndRcvCmsg builds the control message that sends a message as in was
-// received: same stream, payload protocol and unordered flag.
-func sndRcvCmsg(in *sctp.SndRcvInfo) []byte {
-	out := sctp.SndRcvInfo{
-		Stream: in.Stream,
-		Flags:  in.Flags & sctp.SCTP_UNORDERED,
-		PPID:   in.PPID,
-	}
-	size := int(unsafe.Sizeof(out))
-	b := make([]byte, unix.CmsgSpace(size))
-	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
-	h.Level = unix.IPPROTO_SCTP
-	h.Type = sctp.SCTP_CMSG_SNDRCV
-	h.SetLen(unix.CmsgLen(size))
-	copy(b[unix.CmsgLen(0):], unsafe.Slice((*byte)(unsafe.Pointer(&out)), size))
-	return b
 }

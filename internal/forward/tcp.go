@@ -4,9 +4,9 @@ package forward
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -55,10 +55,9 @@ type tcpForwarder struct {
 // the call on.
 func newTCPForwarder(cfg *Config, lnFD int, log *logger) (*tcpForwarder, error) {
 	// Accepted sockets inherit these, which saves syscalls per client.
-	if err := setKeepAlive(lnFD); err != nil {
-		unix.Close(lnFD)
-		return nil, fmt.Errorf("set keep-alive on listener: %w", err)
-	}
+	// A kernel that does not take them on a Multipath TCP listener
+	// leaves clients with its defaults, which still work.
+	_ = setKeepAlive(lnFD)
 	_ = unix.SetsockoptInt(lnFD, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 
 	p, err := newPoller()
@@ -71,7 +70,7 @@ func newTCPForwarder(cfg *Config, lnFD int, log *logger) (*tcpForwarder, error) 
 	if err != nil {
 		p.close()
 		ln.Close()
-		return nil, fmt.Errorf("wrap listener: %w", err)
+		return nil, wrap("wrap listener", err)
 	}
 
 	f := &tcpForwarder{
@@ -185,7 +184,7 @@ func (f *tcpForwarder) backendSocket() (int, error) {
 func (f *tcpForwarder) wait(err error) bool {
 	if f.failed == 0 {
 		f.failing = time.Now()
-		f.log.logf(evAccept, "accept: %v; pausing until it clears", err)
+		f.log.log(evAccept, "accept: "+err.Error()+"; pausing until it clears")
 	}
 	f.failed++
 	f.pause = min(max(2*f.pause, acceptPauseMin), acceptPauseMax)
@@ -205,8 +204,8 @@ func (f *tcpForwarder) recovered() {
 	if f.failed == 0 {
 		return
 	}
-	f.log.logf(evAccept, "accepting again after %d failed attempts in %v",
-		f.failed, time.Since(f.failing).Round(time.Millisecond))
+	f.log.log(evAccept, "accepting again after "+strconv.Itoa(f.failed)+
+		" failed attempts in "+time.Since(f.failing).Round(time.Millisecond).String())
 	f.failed, f.pause = 0, 0
 }
 

@@ -18,7 +18,7 @@ const (
 	connFailed                   // never got the backend
 )
 
-var errConnectTimeout = errors.New("connect timed out")
+const errConnectTimeout = textError("connect timed out")
 
 // tcpConn is one client connection and its backend connection. It has no
 // goroutine of its own: its pumps run when their sockets have work, and
@@ -102,7 +102,7 @@ func (c *tcpConn) connected() {
 
 	c.client.wait[dirRead] = c.runUp
 	if err := c.f.poller.add(c.client.fd, evStream, &c.client); err != nil {
-		c.f.log.logf(evConn, "forward client: %v", err)
+		c.f.log.log(evConn, "forward client: "+err.Error())
 		c.close()
 		return
 	}
@@ -119,7 +119,8 @@ func (c *tcpConn) timedOut() {
 
 // dialFailed closes the client whose backend could not be reached.
 func (c *tcpConn) dialFailed(err error) {
-	c.f.log.logf(evDial, "connect to backend %v: %v; closing the client", c.f.backend, err)
+	c.f.log.log(evDial, "connect to backend "+c.f.backend.String()+": "+err.Error()+
+		"; closing the client")
 	c.close()
 }
 
@@ -172,7 +173,7 @@ func (c *tcpConn) abort(p *pump, err error) {
 		_ = unix.SetsockoptLinger(p.dst.fd, unix.SOL_SOCKET, unix.SO_LINGER, &linger)
 	case errors.Is(err, unix.EPIPE):
 	default:
-		c.f.log.logf(evConn, "forward %v: %v", c.f.backend, err)
+		c.f.log.log(evConn, "forward to "+c.f.backend.String()+": "+err.Error())
 	}
 	unix.Shutdown(c.client.fd, unix.SHUT_RDWR)
 	unix.Shutdown(c.backend.fd, unix.SHUT_RDWR)

@@ -5,17 +5,15 @@ package forward
 import (
 	"cmp"
 	"errors"
-	"fmt"
 	"net/netip"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
 
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
 
@@ -96,7 +94,7 @@ func newUDPForwarder(cfg *Config, fd int, log *logger) (*udpForwarder, error) {
 	if err != nil {
 		p.close()
 		front.Close()
-		return nil, fmt.Errorf("wrap frontend socket: %w", err)
+		return nil, wrap("wrap frontend socket", err)
 	}
 
 	u := &udpForwarder{
@@ -127,7 +125,7 @@ func setPacketInfo(fd, family int) error {
 		err = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
 	}
 	if err != nil {
-		return fmt.Errorf("ask for packet info: %w", err)
+		return wrap("ask for packet info", err)
 	}
 	return nil
 }
@@ -147,7 +145,8 @@ func (u *udpForwarder) Serve() error {
 			continue
 		}
 		if r.flags&unix.MSG_TRUNC != 0 {
-			u.drop("datagram from %v larger than %d bytes", r.from.addrPort(), len(r.buf))
+			u.drop("datagram from " + r.from.addrPort().String() + " larger than " +
+				strconv.Itoa(len(r.buf)) + " bytes")
 			continue
 		}
 		u.forward(r.buf[:r.n], r.oob[:r.oobn], &r.from)
@@ -161,7 +160,7 @@ func (u *udpForwarder) receiveFailed(err error) {
 	if err == unix.EINTR {
 		return
 	}
-	u.log.logf(evDrop, "receive from clients: %v", err)
+	u.log.log(evDrop, "receive from clients: "+err.Error())
 	time.Sleep(acceptPauseMin)
 }
 
@@ -220,15 +219,16 @@ func (u *udpForwarder) flow(key netip.AddrPort, oob []byte, from *rawAddr) *flow
 		return fl
 	}
 	if n >= u.maxFlows {
-		u.dropped.Add(1)
-		u.log.logf(evFlowsFull, "flow table full (%d flows): dropping datagrams from new clients; %d datagrams dropped so far",
-			n, u.dropped.Load())
+		dropped := u.dropped.Add(1)
+		u.log.log(evFlowsFull, "flow table full ("+strconv.Itoa(n)+
+			" flows): dropping datagrams from new clients; "+
+			strconv.FormatUint(dropped, 10)+" datagrams dropped so far")
 		return nil
 	}
 
 	fl, err := u.newFlow(key, u.replySource(oob), from)
 	if err != nil {
-		u.drop("open flow for %v: %v", key, err)
+		u.drop("open flow for " + key.String() + ": " + err.Error())
 		return nil
 	}
 	if !u.insert(fl) {
@@ -256,18 +256,7 @@ func (u *udpForwarder) insert(fl *flow) bool {
 // packet info, into the control message that makes it the source of the
 // replies. It returns nil, letting the kernel choose, if there is none.
 func (u *udpForwarder) replySource(oob []byte) []byte {
-	if u.family == unix.AF_INET {
-		var cm ipv4.ControlMessage
-		if cm.Parse(oob) != nil || cm.Dst == nil || cm.Dst.IsUnspecified() {
-			return nil
-		}
-		return (&ipv4.ControlMessage{Src: cm.Dst}).Marshal()
-	}
-	var cm ipv6.ControlMessage
-	if cm.Parse(oob) != nil || cm.Dst == nil || cm.Dst.IsUnspecified() {
-		return nil
-	}
-	return (&ipv6.ControlMessage{Src: cm.Dst}).Marshal()
+	return sourceCmsg(packetDst(oob))
 }
 
 // reply sends p to the client of fl, from the address it sent to. It runs
@@ -280,7 +269,8 @@ func (u *udpForwarder) reply(fl *flow, p []byte) {
 		err = u.sendReply(p, nil, &fl.client)
 	}
 	if err != nil {
-		u.drop("send %d-byte reply to %v: %v", len(p), fl.key, err)
+		u.drop("send " + strconv.Itoa(len(p)) + "-byte reply to " + fl.key.String() +
+			": " + err.Error())
 	}
 }
 
@@ -328,9 +318,9 @@ func (r *replier) init() {
 func (r *replier) reset() { r.p, r.oob, r.to, r.err = nil, nil, nil, nil }
 
 // drop counts a datagram that could not be carried, and logs why.
-func (u *udpForwarder) drop(format string, args ...any) {
+func (u *udpForwarder) drop(why string) {
 	n := u.dropped.Add(1)
-	u.log.logf(evDrop, format+"; dropped (%d so far)", append(args, n)...)
+	u.log.log(evDrop, why+"; dropped ("+strconv.FormatUint(n, 10)+" so far)")
 }
 
 // buffer returns the buffer for replies, allocated at the first one.

@@ -3,15 +3,15 @@
 package forward
 
 import (
-	"errors"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
 
-var errFlowClosed = errors.New("flow closed")
+const errFlowClosed = textError("flow closed")
 
 // flow is one client's path to the backend: a UDP socket connected to the
 // backend, and where replies go. It holds no buffer and no goroutine; its
@@ -69,7 +69,8 @@ func (fl *flow) send(p []byte) error {
 		_, err = send(fl.fd, p)
 	}
 	if err != nil && err != unix.ECONNREFUSED {
-		fl.u.drop("send %d-byte datagram from %v to backend: %v", len(p), fl.key, err)
+		fl.u.drop("send " + strconv.Itoa(len(p)) + "-byte datagram from " +
+			fl.key.String() + " to backend: " + err.Error())
 	}
 	return nil
 }
@@ -88,10 +89,10 @@ func (fl *flow) handleEvents(uint32) {
 			// A refusal of an earlier datagram; the socket stays usable.
 			continue
 		case err != nil:
-			fl.u.drop("receive from backend for %v: %v", fl.key, err)
+			fl.u.drop("receive from backend for " + fl.key.String() + ": " + err.Error())
 			return
 		case n > len(buf):
-			fl.u.drop("reply of %d bytes for %v", n, fl.key)
+			fl.u.drop("reply of " + strconv.Itoa(n) + " bytes for " + fl.key.String())
 			continue
 		}
 		fl.touch()

@@ -1,0 +1,297 @@
+//go:build linux
+
+package forward
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestTCPFamilies(t *testing.T) {
+	tests := []struct {
+		name     string
+		front    string // family of the frontend
+		back     string // family of the backend
+		dualDial bool   // serve a dual-stack [::] socket, reached over IPv4
+	}{
+		{name: "v4 to v4", front: "4", back: "4"},
+		{name: "v6 to v6", front: "6", back: "6"},
+		{name: "v6 to v4", front: "6", back: "4"},
+		{name: "v4 to v6", front: "4", back: "6"},
+		{name: "dual-stack reached over v4", front: "6", back: "4", dualDial: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			backend := echoTCP(t, "tcp"+tt.back)
+			cfg := Config{Proto: "tcp", Frontend: frontend(tt.front), Backend: backend}
+			if tt.dualDial {
+				cfg.Frontend = netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
+				cfg.Listener = listenerFile(t, unix.SOCK_STREAM, cfg.Frontend, false)
+			}
+			f, _ := serve(t, cfg)
+
+			addr := f.Addr()
+			if tt.dualDial {
+				addr = netip.AddrPortFrom(loopback("4"), addr.Port())
+			}
+			msg := []byte("hello over " + tt.name)
+			if got := roundTrip(t, dialTCP(t, addr), msg); !bytes.Equal(got, msg) {
+				t.Errorf("echo = %q; want %q", got, msg)
+			}
+		})
+	}
+}
+
+// TestTCPHalfClose checks that a FIN from either side reaches the other
+// as a FIN while the other direction keeps flowing.
+func TestTCPHalfClose(t *testing.T) {
+	const delay = 100 * time.Millisecond
+
+	t.Run("client closes first, reply comes later", func(t *testing.T) {
+		backend := serveTCP(t, "tcp4", func(c *net.TCPConn) {
+			req, err := io.ReadAll(c) // returns at the client's FIN
+			if err != nil {
+				return
+			}
+			time.Sleep(delay) // a slow server, not a synchronisation
+			c.Write(append([]byte("re: "), req...))
+			c.CloseWrite()
+		})
+		f, _ := serve(t, Config{Proto: "tcp", Frontend: frontend("4"), Backend: backend})
+
+		got := roundTrip(t, dialTCP(t, f.Addr()), []byte("question"))
+		if want := "re: question"; string(got) != want {
+			t.Errorf("reply = %q; want %q", got, want)
+		}
+	})
+
+	t.Run("backend closes first, client still sends", func(t *testing.T) {
+		received := make(chan string, 1)
+		backend := serveTCP(t, "tcp4", func(c *net.TCPConn) {
+			c.Write([]byte("banner"))
+			c.CloseWrite()
+			b, _ := io.ReadAll(c)
+			received <- string(b)
+		})
+		f, _ := serve(t, Config{Proto: "tcp", Frontend: frontend("4"), Backend: backend})
+
+		c := dialTCP(t, f.Addr())
+		banner, err := io.ReadAll(c) // returns at the backend's FIN
+		if err != nil || string(banner) != "banner" {
+			t.Fatalf("read banner = %q, %v; want banner, EOF", banner, err)
+		}
+		c.Write([]byte("after the fin"))
+		c.CloseWrite()
+		select {
+		case got := <-received:
+			if got != "after the fin" {
+				t.Errorf("backend got %q; want %q", got, "after the fin")
+			}
+		case <-time.After(waitLimit):
+			t.Fatal("backend got nothing")
+		}
+	})
+}
+
+func TestTCPBulk(t *testing.T) {
+	backend := echoTCP(t, "tcp4")
+	f, _ := serve(t, Config{Proto: "tcp", Frontend: frontend("4"), Backend: backend})
+
+	msg := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB
+	c := dialTCP(t, f.Addr())
+	go func() {
+		c.Write(msg)
+		c.CloseWrite()
+	}()
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if !bytes.Equal(got, msg) {
+		t.Errorf("echoed %d bytes, not the %d sent", len(got), len(msg))
+	}
+}
+
+func TestTCPBackendDown(t *testing.T) {
+	// A port nobody listens on: take one, and give it back.
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := ln.Addr().(*net.TCPAddr).AddrPort()
+	ln.Close()
+
+	f, logs := serve(t, Config{Proto: "tcp", Frontend: frontend("4"), Backend: backend})
+
+	for i := range 3 {
+		c := dialTCP(t, f.Addr())
+		start := time.Now()
+		if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("client %d: read = %d, %v; want EOF", i, n, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("client %d closed after %v", i, d)
+		}
+	}
+	if !strings.Contains(logs.String(), "connection refused") {
+		t.Errorf("log does not tell of the refusal:\n%s", logs)
+	}
+
+	// The backend comes up on the same port: the proxy serves it.
+	ln, err = net.Listen("tcp4", backend.String())
+	if err != nil {
+		t.Skipf("backend port taken meanwhile: %v", err)
+	}
+	ln.Close()
+	echo := serveTCPOn(t, backend)
+	_ = echo
+	if got := roundTrip(t, dialTCP(t, f.Addr()), []byte("up")); string(got) != "up" {
+		t.Errorf("echo after backend came up = %q", got)
+	}
+}
+
+// serveTCPOn starts an echo server on a given address.
+func serveTCPOn(t *testing.T, addr netip.AddrPort) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr.String())
+	if err != nil {
+		t.Fatalf("listen %v: %v", addr, err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(waitLimit))
+				io.Copy(c, c)
+				c.(*net.TCPConn).CloseWrite()
+			}()
+		}
+	}()
+	return addr
+}
+
+// TestTCPConnectTimeout points the proxy at a backend whose accept queue
+// is full, so that its SYNs go unanswered.
+func TestTCPConnectTimeout(t *testing.T) {
+	backend := fullBacklog(t)
+	const timeout = 200 * time.Millisecond
+	f, logs := serve(t, Config{Proto: "tcp", Frontend: frontend("4"), Backend: backend,
+		ConnectTimeout: timeout})
+
+	c := dialTCP(t, f.Addr())
+	start := time.Now()
+	if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read = %d, %v; want EOF", n, err)
+	}
+	if d := time.Since(start); d < timeout/2 || d > timeout+time.Second {
+		t.Errorf("client closed after %v; want about %v", d, timeout)
+	}
+	if !strings.Contains(logs.String(), "timed out") {
+		t.Errorf("log does not tell of the timeout:\n%s", logs)
+	}
+}
+
+// fullBacklog returns the address of a listener that drops new SYNs: its
+// accept queue, of length 1, is full and never drained.
+func fullBacklog(t *testing.T) netip.AddrPort {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	addr := localAddr(fd)
+
+	// Fill the queue; the kernel may take one more than asked.
+	for range 2 {
+		c, err := net.DialTimeout("tcp", addr.String(), 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	return addr
+}
+
+// TestTCPIdleCostsNoGoroutine checks the promise that a connection at
+// rest has no goroutine: opening more of them does not add any.
+func TestTCPIdleCostsNoGoroutine(t *testing.T) {
+	backend := serveTCP(t, "tcp4", func(c *net.TCPConn) {
+		io.Copy(c, c) // one goroutine per connection here, in the test
+	})
+	f, _ := serve(t, Config{Proto: "tcp", Frontend: frontend("4"), Backend: backend})
+
+	const conns = 50
+	base := runtime.NumGoroutine()
+	for i := range conns {
+		c := dialTCP(t, f.Addr())
+		msg := fmt.Sprintf("ping %d", i)
+		c.Write([]byte(msg))
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != msg {
+			t.Fatalf("echo %d = %q, %v", i, buf, err)
+		}
+	}
+
+	// Each connection adds one goroutine: the test's echo handler. The
+	// proxy adds none once the data has moved.
+	eventually(t, "proxy goroutines to park", func() bool {
+		return runtime.NumGoroutine() <= base+conns+2 // poller loop, slack
+	})
+}
+
+// TestTCPClose checks that Close ends connections in flight promptly.
+func TestTCPClose(t *testing.T) {
+	backend := echoTCP(t, "tcp4")
+	f, err := New(Config{Proto: "tcp", Frontend: frontend("4"), Backend: backend})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.Serve() }()
+
+	c := dialTCP(t, f.Addr())
+	c.Write([]byte("x"))
+	io.ReadFull(c, make([]byte, 1))
+
+	start := time.Now()
+	f.Close()
+	if err := <-done; err != nil {
+		t.Errorf("Serve = %v", err)
+	}
+	if d := time.Since(start); d > closeWait {
+		t.Errorf("Close took %v", d)
+	}
+	if _, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Errorf("read after Close = %v; want the connection closed", err)
+	}
+}
