@@ -18,6 +18,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -37,6 +38,7 @@ type config struct {
 	bin   string   // where the project's binaries are
 	out   string   // where results and fetched peers go
 	peers []string // the peers to run, in the table's order
+	only  []string // the experiments to run; all when empty
 	fetch bool     // may fetch docker-proxy with apt-get
 	quick bool     // a smoke run: small counts, figures not comparable
 
@@ -53,6 +55,8 @@ type config struct {
 	pacedRate  int           // flows opened per second
 	idleConns  int           // idle TCP connections held open
 	settle     time.Duration // pause before a memory reading
+
+	loadBefore string // the machine's load average when the run began
 }
 
 func fullConfig() config {
@@ -78,8 +82,11 @@ func quickConfig() config {
 
 func main() {
 	cfg, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
 	if err != nil {
-		os.Exit(2)
+		os.Exit(2) // the flag set has said why
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -98,6 +105,8 @@ func parseFlags(args []string) (config, error) {
 	reps := fs.Int("reps", 0, "repetitions per experiment (default 5, quick 1)")
 	peers := fs.String("peers", strings.Join(allPeers, ","), "peers to run, comma-separated")
 	fetch := fs.Bool("fetch", true, "fetch docker-proxy with apt-get when it is not installed")
+	only := fs.String("only", "", "experiments to run, comma-separated (default all): "+
+		strings.Join(experimentNames(), ","))
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -112,6 +121,15 @@ func parseFlags(args []string) (config, error) {
 	}
 	cfg.bin, cfg.out, cfg.fetch = *bin, *out, *fetch
 	cfg.peers = strings.Split(*peers, ",")
+	if *only != "" {
+		cfg.only = strings.Split(*only, ",")
+	}
+	for _, name := range cfg.only {
+		if !slices.Contains(experimentNames(), name) {
+			fmt.Fprintf(fs.Output(), "unknown experiment %q\n", name)
+			return config{}, errors.New("bad -only")
+		}
+	}
 	return cfg, nil
 }
 
@@ -137,6 +155,7 @@ func run(ctx context.Context, cfg config, stdout, log io.Writer) error {
 		return err
 	}
 
+	cfg.loadBefore = loadAverage()
 	e := &env{cfg: cfg, log: log}
 	began := time.Now()
 	results := runAll(ctx, e, experiments(cfg), peers)
@@ -185,7 +204,7 @@ var (
 )
 
 func experiments(cfg config) []experiment {
-	return []experiment{
+	all := []experiment{
 		{"start", launched, cfg.reps, startToReady},
 		{"start-self", launched, cfg.reps, startSelfBound},
 		{"memory", launched, cfg.heavyReps, idleMemory},
@@ -197,6 +216,24 @@ func experiments(cfg config) []experiment {
 		{"udp-paced", proxies, cfg.heavyReps, udpPaced},
 		{"tcp-idle", proxies, cfg.heavyReps, idleConns},
 	}
+	if len(cfg.only) == 0 {
+		return all
+	}
+	var some []experiment
+	for _, x := range all {
+		if slices.Contains(cfg.only, x.name) {
+			some = append(some, x)
+		}
+	}
+	return some
+}
+
+func experimentNames() []string {
+	var names []string
+	for _, x := range experiments(config{}) {
+		names = append(names, x.name)
+	}
+	return names
 }
 
 // outcome is one repetition of one experiment for one peer.

@@ -32,8 +32,9 @@ func (r *report) header(b *strings.Builder) {
 		fmt.Fprintf(b, "**Smoke run (-quick): small counts, one repetition; the figures"+
 			" are not comparable with the goals.**\n\n")
 	}
-	fmt.Fprintf(b, "Measured %s on Linux %s, %s (%d cores), %.0f GiB, %s.\n",
-		r.Date, m.Kernel, m.CPU, m.Cores, m.MemGiB, m.Go)
+	fmt.Fprintf(b, "Measured %s on Linux %s, %s (%d cores), %.0f GiB, %s;"+
+		" load average %s before the run, %s after.\n",
+		r.Date, m.Kernel, m.CPU, m.Cores, m.MemGiB, m.Go, m.LoadFrom, m.LoadTo)
 	fmt.Fprintf(b, "Each figure is the median of %s (%d for the rows that"+
 		" start hundreds of processes or open thousands of flows), with min-max in"+
 		" brackets; peers ran interleaved. A ratio (xN) is to the direct / floor"+

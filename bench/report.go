@@ -180,6 +180,9 @@ type machine struct {
 	Cores  int     `json:"cores"`
 	MemGiB float64 `json:"memory_gib"`
 	Go     string  `json:"go"`
+
+	LoadFrom string `json:"load_before"` // 1-minute load average, before the run
+	LoadTo   string `json:"load_after"`
 }
 
 type report struct {
@@ -206,7 +209,7 @@ func newReport(cfg config, peers []*peer, res results, began time.Time,
 		Reps:     cfg.reps,
 		Heavy:    cfg.heavyReps,
 		Counts:   countsOf(cfg),
-		Machine:  readMachine(),
+		Machine:  readMachine(cfg.loadBefore),
 		cfg:      cfg,
 		peers:    peers,
 	}
@@ -218,7 +221,9 @@ func newReport(cfg config, peers []*peer, res results, began time.Time,
 		exps[x.name] = x
 	}
 	for _, f := range figures(cfg) {
-		r.Rows = append(r.Rows, newRow(f, exps[f.exp], peers, res[f.exp]))
+		if x, ok := exps[f.exp]; ok {
+			r.Rows = append(r.Rows, newRow(f, x, peers, res[f.exp]))
+		}
 	}
 	r.Method = methodNotes(cfg)
 	return r
@@ -337,8 +342,9 @@ func (r *report) write(stdout io.Writer) error {
 }
 
 // readMachine describes the machine the run happened on.
-func readMachine() machine {
-	m := machine{Cores: runtime.NumCPU(), Go: runtime.Version()}
+func readMachine(loadBefore string) machine {
+	m := machine{Cores: runtime.NumCPU(), Go: runtime.Version(),
+		LoadFrom: loadBefore, LoadTo: loadAverage()}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
@@ -377,4 +383,13 @@ func thousands(v float64) string {
 		s = "-" + s
 	}
 	return s
+}
+
+// loadAverage is the 1-minute load average, as /proc/loadavg prints it.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
 }
