@@ -348,3 +348,21 @@ func TestConcurrentStarts(t *testing.T) {
 	assert.Check(t, is.Len(fake.Launches(), n))
 	assertGone(t, fake)
 }
+
+// BenchmarkStartStop measures one start/stop cycle of a proxy that reports
+// ready at once, with a socket handed over as a daemon does.
+func BenchmarkStartStop(b *testing.B) {
+	fake := portmappertest.New(b, portmappertest.Behavior{})
+	sock, port := listenTCP(b)
+	b.ReportAllocs()
+
+	for b.Loop() {
+		stop, err := StartProxy(tcpBinding(port), fake.Path(), sock)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := stop(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

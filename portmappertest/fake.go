@@ -2,6 +2,7 @@ package portmappertest
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,9 +18,9 @@ const (
 	behaviorFile = "fake-behavior.json"
 )
 
-// Fake is a fake proxy binary for one test.
+// Fake is a fake proxy binary.
 type Fake struct {
-	tb   testing.TB
+	tb   testing.TB // nil for a Fake from NewInDir
 	dir  string
 	path string
 }
@@ -34,25 +35,36 @@ func New(tb testing.TB, b Behavior) *Fake {
 		tb.Skipf("fake userland proxies need Linux, not %s", runtime.GOOS)
 	}
 
+	f, err := NewInDir(tb.TempDir(), b)
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	f.tb = tb
+	tb.Cleanup(f.Close)
+	return f
+}
+
+// NewInDir is [New] for code without a [testing.TB], such as TestMain or
+// an example: the fake's files go in dir, which should be empty and is
+// the caller's to remove, and Close kills what is left running.
+func NewInDir(dir string, b Behavior) (*Fake, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		tb.Fatalf("finding the test executable: %v", err)
+		return nil, fmt.Errorf("finding the test executable: %w", err)
 	}
 	data, err := json.Marshal(b)
 	if err != nil {
-		tb.Fatalf("encoding fake proxy behaviour: %v", err)
+		return nil, fmt.Errorf("encoding fake proxy behaviour: %w", err)
 	}
 
-	f := &Fake{tb: tb, dir: tb.TempDir()}
-	f.path = filepath.Join(f.dir, fakeName)
-	if err := os.WriteFile(filepath.Join(f.dir, behaviorFile), data, 0o600); err != nil {
-		tb.Fatalf("writing fake proxy behaviour: %v", err)
+	f := &Fake{dir: dir, path: filepath.Join(dir, fakeName)}
+	if err := os.WriteFile(filepath.Join(dir, behaviorFile), data, 0o600); err != nil {
+		return nil, fmt.Errorf("writing fake proxy behaviour: %w", err)
 	}
 	if err := os.Symlink(exe, f.path); err != nil {
-		tb.Fatalf("linking fake proxy: %v", err)
+		return nil, fmt.Errorf("linking fake proxy: %w", err)
 	}
-	tb.Cleanup(f.killLeftovers)
-	return f
+	return f, nil
 }
 
 // Path is the proxy path to hand to the launcher.
@@ -62,32 +74,46 @@ func (f *Fake) Path() string {
 
 // Launches returns what every process started from this fake has recorded
 // so far, ordered by pid. A fake records its start before it reports on
-// the status pipe, and its signals and exit as they happen.
+// the status pipe, and its signals and exit as they happen. A record that
+// cannot be read fails the test (a Fake from NewInDir panics).
 func (f *Fake) Launches() []Launch {
-	f.tb.Helper()
+	if f.tb != nil {
+		f.tb.Helper()
+	}
 	launches, err := readLaunches(f.dir)
 	if err != nil {
-		f.tb.Fatalf("%v", err)
+		f.fatalf("%v", err)
 	}
 	return launches
+}
+
+func (f *Fake) fatalf(format string, args ...any) {
+	if f.tb == nil {
+		panic(fmt.Sprintf(format, args...))
+	}
+	f.tb.Helper()
+	f.tb.Fatalf(format, args...)
 }
 
 // Launch returns the record of the fake process with pid, failing the
 // test if there is none.
 func (f *Fake) Launch(pid int) Launch {
-	f.tb.Helper()
+	if f.tb != nil {
+		f.tb.Helper()
+	}
 	for _, l := range f.Launches() {
 		if l.Pid == pid {
 			return l
 		}
 	}
-	f.tb.Fatalf("fake proxy %s has no record of pid %d", f.path, pid)
+	f.fatalf("fake proxy %s has no record of pid %d", f.path, pid)
 	return Launch{}
 }
 
-// killLeftovers kills the fake processes, and the children they left
-// holding pipes, that are still running.
-func (f *Fake) killLeftovers() {
+// Close kills the fake processes, and the children they left holding
+// pipes, that are still running. [New] arranges for it to run when the
+// test ends.
+func (f *Fake) Close() {
 	launches, _ := readLaunches(f.dir)
 	for _, l := range launches {
 		if !l.Exited {
