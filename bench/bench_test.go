@@ -123,10 +123,11 @@ func TestVerdicts(t *testing.T) {
 	cells := func(ours, docker float64, ratio bool) map[string]*cell {
 		c := func(v float64) *cell {
 			s := &stat{Median: v, Min: v, Max: v, N: 1}
+			c := &cell{Value: s, Values: []float64{v}, OfRep: []int{0}}
 			if ratio {
-				return &cell{Value: s, Ratio: s}
+				c.Ratio = s
 			}
-			return &cell{Value: s}
+			return c
 		}
 		return map[string]*cell{peerOurs: c(ours), peerDocker: c(docker)}
 	}
@@ -136,11 +137,12 @@ func TestVerdicts(t *testing.T) {
 		cells      map[string]*cell
 		met, ahead string
 	}{
-		{"higher met", higher, cells(0.8, 0.6, true), "yes", "yes"},
-		{"higher missed", higher, cells(0.7, 0.6, true), "NO", "yes"},
-		{"higher behind", higher, cells(0.5, 0.6, true), "NO", "NO"},
-		{"lower met", lower, cells(20, 300, false), "yes", "yes"},
-		{"lower missed", lower, cells(400, 300, false), "NO", "NO"},
+		{"higher met", higher, cells(0.8, 0.6, true), "yes", "yes (x1.33)"},
+		{"higher missed", higher, cells(0.7, 0.6, true), "NO (x0.700)", "yes (x1.17)"},
+		{"higher behind", higher, cells(0.5, 0.6, true), "NO (x0.500)", "NO (x0.83)"},
+		{"lower met", lower, cells(20, 300, false), "yes", "yes (x0.07)"},
+		{"lower missed", lower, cells(400, 300, false), "NO", "NO (x1.33)"},
+		{"even", lower, cells(300, 300, false), "NO", "even"},
 		{"no ours", lower, map[string]*cell{}, "n/a", "n/a"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -44,7 +44,8 @@ func (r *report) header(b *strings.Builder) {
 var columns = []string{peerDirect + " / " + peerFloor, peerDocker, peerSocat, peerOurs}
 
 func (r *report) table(b *strings.Builder) {
-	fmt.Fprintf(b, "| figure | %s | goal for ours | met? | ahead of docker-proxy? |\n",
+	fmt.Fprintf(b, "| figure | %s | goal for ours | met? |"+
+		" ahead of docker-proxy? (ours / docker-proxy) |\n",
 		strings.Join(columns, " | "))
 	fmt.Fprintf(b, "|%s\n", strings.Repeat("---|", len(columns)+4))
 	for _, rw := range r.Rows {
@@ -125,13 +126,13 @@ func (rw *row) number(v float64) string {
 	return fmt.Sprintf("%.*f %s", rw.fig.digits, v, rw.Unit)
 }
 
-// spread is " (min–max)" when the repetitions differ.
+// spread is " (min–max)" when there are several repetitions.
 func spread(s *stat, digits int, unit string) string {
 	if s.N < 2 {
 		return ""
 	}
 	f := func(v float64) string {
-		if unit == "/s" {
+		if unit == "/s" || (unit == "" && digits == 0) {
 			return thousands(v)
 		}
 		return fmt.Sprintf("%.*f", digits, v)
@@ -196,15 +197,15 @@ func methodNotes(cfg config) []string {
 		fmt.Sprintf("UDP request/response: %d clients for %v, one %d-byte datagram in flight"+
 			" each; an answer later than %v counts as lost.", rrWorkers, cfg.rrFor,
 			datagramSize, rrTimeout),
-		fmt.Sprintf("UDP burst: %d sockets each send one datagram as fast as one"+
+		fmt.Sprintf("UDP burst: %s sockets each send one datagram as fast as one"+
 			" goroutine can; answers are counted for %v; nothing is resent.",
-			cfg.burstFlows, answerWait),
-		fmt.Sprintf("UDP paced: %d flows opened at %d a second, resent once if"+
+			thousands(float64(cfg.burstFlows)), answerWait),
+		fmt.Sprintf("UDP paced: %s flows opened at %s a second, resent once if"+
 			" unanswered, then the proxy's PSS and open fds are read with every flow alive.",
-			cfg.pacedFlows, cfg.pacedRate),
-		fmt.Sprintf("Idle TCP connections: %d connections with one byte echoed on each;"+
-			" growth of the proxy's PSS and fds over its own baseline, divided by %d.",
-			cfg.idleConns, cfg.idleConns),
+			thousands(float64(cfg.pacedFlows)), thousands(float64(cfg.pacedRate))),
+		fmt.Sprintf("Idle TCP connections: %s connections with one byte echoed on each;"+
+			" growth of the proxy's PSS and fds over its own baseline, divided by %s.",
+			thousands(float64(cfg.idleConns)), thousands(float64(cfg.idleConns))),
 		"socat forks a process per connection, so it is measured on the TCP forwarding" +
 			" rows only.",
 	}

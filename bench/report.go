@@ -129,6 +129,7 @@ type cell struct {
 	Status string    `json:"status"` // measured, failed, n/a, not measured
 	Reason string    `json:"reason,omitempty"`
 	Values []float64 `json:"values,omitempty"`
+	OfRep  []int     `json:"of_rep,omitempty"` // the repetition of each value
 	Ratios []float64 `json:"ratios,omitempty"`
 	Value  *stat     `json:"value,omitempty"`
 	Ratio  *stat     `json:"ratio,omitempty"`
@@ -258,6 +259,7 @@ func newCell(f figure, x experiment, p *peer, out map[string][]outcome) *cell {
 		}
 		v := o.values[f.metric]
 		c.Values = append(c.Values, v)
+		c.OfRep = append(c.OfRep, o.rep)
 		if rv, ok := ref[o.rep]; ok && f.ratio && rv != 0 {
 			c.Ratios = append(c.Ratios, v/rv)
 		}
@@ -279,31 +281,54 @@ func valuesByRep(out []outcome, metric string) map[int]float64 {
 	return m
 }
 
-// verdicts says whether ours met the goal and whether it is ahead of
-// docker-proxy, on medians.
+// verdicts says whether ours met the goal, judged on its median, and
+// whether it is ahead of docker-proxy, judged on the median of their
+// ratio repetition by repetition (ours / docker-proxy), which it shows.
 func verdicts(f figure, cells map[string]*cell) (met, ahead string) {
 	ours := score(f, cells[peerOurs])
-	if f.goal == nil {
-		met = ""
-	} else if math.IsNaN(ours) {
+	switch {
+	case f.goal == nil:
+	case math.IsNaN(ours):
 		met = "n/a"
-	} else if f.goal.met(ours, f.lowerBetter) {
+	case f.goal.met(ours, f.lowerBetter):
 		met = "yes"
-	} else {
+	case f.ratio:
+		met = fmt.Sprintf("NO (x%.3f)", ours)
+	default:
 		met = "NO"
 	}
-	docker := score(f, cells[peerDocker])
+
+	vs := headToHead(cells[peerOurs], cells[peerDocker])
 	switch {
-	case math.IsNaN(ours) || math.IsNaN(docker):
+	case math.IsNaN(vs):
 		ahead = "n/a"
-	case ours == docker:
+	case vs == 1:
 		ahead = "even"
-	case (ours < docker) == f.lowerBetter:
-		ahead = "yes"
+	case (vs < 1) == f.lowerBetter:
+		ahead = fmt.Sprintf("yes (x%.2f)", vs)
 	default:
-		ahead = "NO"
+		ahead = fmt.Sprintf("NO (x%.2f)", vs)
 	}
 	return met, ahead
+}
+
+// headToHead is the median over repetitions of a's value divided by b's in
+// the same repetition; NaN when they share none.
+func headToHead(a, b *cell) float64 {
+	if a == nil || b == nil {
+		return math.NaN()
+	}
+	theirs := make(map[int]float64)
+	for i, r := range b.OfRep {
+		theirs[r] = b.Values[i]
+	}
+	var ratios []float64
+	for i, r := range a.OfRep {
+		if v, ok := theirs[r]; ok && v != 0 {
+			ratios = append(ratios, a.Values[i]/v)
+		}
+	}
+	return median(ratios)
 }
 
 // score is the median a goal is judged on: the ratio when the row has
