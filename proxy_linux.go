@@ -139,6 +139,7 @@ func (p *Proxy) run(cmd *exec.Cmd, started chan<- error) {
 	}
 
 	p.proc = cmd.Process
+	p.stderr.log = p.stderr.log.With("pid", p.proc.Pid)
 	go p.stderr.run()
 	started <- nil
 	p.reaped(cmd.Wait())
