@@ -1,0 +1,105 @@
+package publish
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/userland-proxy/portmapper"
+)
+
+// supervise watches the proxy of b until the publisher stops, restarting
+// it when it dies, or reporting its death when restarts are off.
+func (p *Publisher) supervise(b *binding, proxy *portmapper.Proxy) {
+	defer p.wg.Done()
+
+	delay := p.cfg.restartDelay()
+	for {
+		since := time.Now()
+		select {
+		case <-p.ctx.Done():
+			p.stopProxy(b, proxy)
+			return
+		case <-proxy.Done():
+		}
+		if p.ctx.Err() != nil {
+			return
+		}
+
+		if !p.cfg.Restart {
+			p.reportDeath(b, proxy)
+			return
+		}
+		if time.Since(since) >= p.cfg.maxRestartDelay() {
+			delay = p.cfg.restartDelay()
+		}
+		p.log.Warn("proxy exited early", "binding", b.String(), "pid", proxy.Pid(),
+			"err", proxy.Err(), "restart_in", delay)
+
+		if proxy = p.restart(b, &delay); proxy == nil {
+			return
+		}
+	}
+}
+
+// reportDeath logs that the proxy of b died and hands the death to Wait.
+func (p *Publisher) reportDeath(b *binding, proxy *portmapper.Proxy) {
+	p.log.Error("proxy exited early", "binding", b.String(), "pid", proxy.Pid(),
+		"err", proxy.Err())
+
+	err := fmt.Errorf("proxy for %q (%s) exited early: %w", b.Spec, b, proxy.Err())
+	select {
+	case p.died <- err:
+	default:
+	}
+}
+
+// restart starts a new proxy for b after *delay, and keeps trying with a
+// doubling delay. It returns nil if the publisher stops first.
+func (p *Publisher) restart(b *binding, delay *time.Duration) *portmapper.Proxy {
+	for {
+		if !p.sleep(*delay) {
+			return nil
+		}
+		*delay = min(2**delay, p.cfg.maxRestartDelay())
+
+		proxy, err := p.startProxy(p.ctx, b)
+		if err == nil {
+			p.log.Info("proxy restarted", "binding", b.String(), "pid", proxy.Pid())
+			return proxy
+		}
+		if p.ctx.Err() != nil {
+			return nil
+		}
+		p.log.Warn("restarting proxy failed", "binding", b.String(), "err", err,
+			"retry_in", *delay)
+	}
+}
+
+// sleep waits for d and reports whether the publisher is still running.
+func (p *Publisher) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+
+	select {
+	case <-t.C:
+		return true
+	case <-p.ctx.Done():
+		return false
+	}
+}
+
+// stopProxy stops the proxy of b. One that died just before is no error.
+func (p *Publisher) stopProxy(b *binding, proxy *portmapper.Proxy) {
+	err := proxy.Stop()
+	switch {
+	case err == nil:
+		p.log.Info("proxy stopped", "binding", b.String(), "pid", proxy.Pid())
+	case errors.Is(err, portmapper.ErrAlreadyExited):
+		p.log.Info("proxy had already exited", "binding", b.String(), "pid", proxy.Pid())
+	default:
+		p.log.Warn("stopping proxy failed", "binding", b.String(), "pid", proxy.Pid(),
+			"err", err)
+		p.addStopError(fmt.Errorf("stopping the proxy for %s: %w", b, err))
+	}
+}
