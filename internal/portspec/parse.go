@@ -9,7 +9,8 @@ import (
 )
 
 // bracketHint is the reason given for an IPv6 address written bare.
-const bracketHint = "too many ':' (IPv6 addresses go in brackets, as in [::1]:8080:127.0.0.1:80)"
+const bracketHint = "too many ':' or a bare IPv6 address; IPv6 addresses go in brackets, " +
+	"as in [::1]:8080:127.0.0.1:80"
 
 // parse does the work of [Parse]; a non-empty reason means text is invalid.
 func parse(text string) (s Spec, reason string) {
