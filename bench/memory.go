@@ -6,7 +6,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"sync"
@@ -50,6 +52,9 @@ type footprint struct {
 
 func footprintOf(pid int) (footprint, error) {
 	p, err := pss(pid)
+	if errors.Is(err, fs.ErrNotExist) {
+		return footprint{}, fmt.Errorf("the proxy (pid %d) has exited", pid)
+	}
 	if err != nil {
 		return footprint{}, err
 	}
