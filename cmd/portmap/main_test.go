@@ -79,13 +79,21 @@ type portmapRun struct {
 // if it still runs.
 func startPortmap(tb testing.TB, args ...string) *portmapRun {
 	tb.Helper()
+	return startPortmapAt(tb, portmapBin, nil, args...)
+}
+
+// startPortmapAt runs the portmap binary at path with args, and env as
+// its whole environment if not nil.
+func startPortmapAt(tb testing.TB, path string, env []string, args ...string) *portmapRun {
+	tb.Helper()
 	r := &portmapRun{
 		tb:     tb,
-		cmd:    exec.Command(portmapBin, args...),
+		cmd:    exec.Command(path, args...),
 		stdout: &lineWriter{lines: make(chan string, 100)},
 		stderr: newWatchedBuffer(),
 		done:   make(chan struct{}),
 	}
+	r.cmd.Env = env
 	r.cmd.Stdout = r.stdout
 	r.cmd.Stderr = r.stderr
 	if err := r.cmd.Start(); err != nil {
