@@ -37,47 +37,48 @@ type options struct {
 	connectTimeout time.Duration
 	udpIdleTimeout time.Duration
 	udpMaxFlows    int
+
+	given uint // flags given, by bit: required ones are checked
 }
 
-// flagDef is one flag: its name, whether it takes no value, and how its
-// value is stored.
-type flagDef struct {
-	name   string
-	isBool bool
-	usage  string
-	set    func(string) error
-}
+// Bits of options.given for the flags that must be given.
+const (
+	givenHostPort = 1 << iota
+	givenContainerIP
+	givenContainerPort
+)
 
-// flagDefs lists the flags of o: the contract's, -v and -version, then
-// the proxy's own.
-func (o *options) flagDefs() []flagDef {
-	return []flagDef{
-		{contract.FlagProto, false, "protocol: tcp, udp or sctp", o.setProto},
-		{contract.FlagHostIP, false, "host IP to serve; 0.0.0.0 or :: for every address",
-			ipSetter(&o.hostIP)},
-		{contract.FlagHostPort, false, "host port, 1 to 65535", portSetter(&o.hostPort)},
-		{contract.FlagContainerIP, false, "container IP to forward to", ipSetter(&o.containerIP)},
-		{contract.FlagContainerPort, false, "container port, 1 to 65535",
-			portSetter(&o.containerPort)},
-		{contract.FlagUseListenFD, true, "serve the socket on fd 4 instead of binding",
-			boolSetter(&o.useListenFD)},
-		{"v", true, "print the version and exit", boolSetter(&o.version)},
-		{"version", true, "print the version and exit", boolSetter(&o.version)},
-		{"connect-timeout", false, "give up connecting to the container after this long " +
-			"(tcp, sctp; default " + forward.DefaultConnectTimeout.String() + ")",
-			durationSetter(&o.connectTimeout)},
-		{"udp-idle-timeout", false, "forget a UDP flow idle for this long (default " +
-			forward.DefaultUDPIdleTimeout.String() + ")", durationSetter(&o.udpIdleTimeout)},
-		{"udp-max-flows", false, "most UDP flows at once; datagrams from new clients " +
-			"beyond it are dropped (default " + strconv.Itoa(forward.DefaultUDPMaxFlows) + ")",
-			countSetter(&o.udpMaxFlows)},
-	}
+// usage lists the flags. The proxy's own flags come after the contract's.
+const usage = `usage: userland-proxy -proto tcp|udp|sctp -host-ip IP -host-port N
+	-container-ip IP -container-port N [-use-listen-fd]
+
+  -proto string          tcp, udp or sctp (default tcp)
+  -host-ip IP            host address to serve; 0.0.0.0 or :: for every address
+                         (default 0.0.0.0)
+  -host-port N           host port, 1 to 65535
+  -container-ip IP       container address to forward to
+  -container-port N      container port, 1 to 65535
+  -use-listen-fd         serve the socket on fd 4 instead of binding
+  -v, -version           print the version and exit
+  -connect-timeout D     give up connecting to the container after D (tcp, sctp)
+  -udp-idle-timeout D    forget a UDP flow idle for D
+  -udp-max-flows N       most UDP flows at once; datagrams from new clients
+                         beyond them are dropped
+`
+
+// printUsage prints the flags and their defaults.
+func printUsage() {
+	os.Stderr.WriteString(usage + "\ndefaults: -connect-timeout " +
+		forward.DefaultConnectTimeout.String() + ", -udp-idle-timeout " +
+		forward.DefaultUDPIdleTimeout.String() + ", -udp-max-flows " +
+		strconv.Itoa(forward.DefaultUDPMaxFlows) + "\n")
 }
 
 // parseFlags parses args with the syntax of Go's flag package, which
 // docker-proxy uses: -name value, -name=value, --name, and -name alone
 // for a boolean. A wrong flag or value is an error that says which and
-// why.
+// why. It is written out, rather than built on package flag, to keep
+// reflect out of the binary and allocations out of every start.
 func parseFlags(args []string) (*options, error) {
 	o := &options{
 		proto:          "tcp",
@@ -86,8 +87,6 @@ func parseFlags(args []string) (*options, error) {
 		udpIdleTimeout: forward.DefaultUDPIdleTimeout,
 		udpMaxFlows:    forward.DefaultUDPMaxFlows,
 	}
-	defs := o.flagDefs()
-	seen := make(map[string]bool)
 
 	for len(args) > 0 {
 		arg := args[0]
@@ -100,27 +99,26 @@ func parseFlags(args []string) (*options, error) {
 		}
 
 		name, value, hasValue := strings.Cut(strings.TrimPrefix(arg[1:], "-"), "=")
-		def := lookup(defs, name)
+		isBool, known := flagKind(name)
 		switch {
 		case name == "" || name[0] == '-' || name[0] == '=':
 			return nil, cmdError("bad flag syntax: " + arg)
-		case def == nil && (name == "h" || name == "help"):
-			printUsage(defs)
+		case !known && (name == "h" || name == "help"):
+			printUsage()
 			return nil, errHelp
-		case def == nil:
+		case !known:
 			return nil, cmdError("flag provided but not defined: -" + name)
-		case def.isBool && !hasValue:
+		case isBool && !hasValue:
 			value = "true"
 		case !hasValue && len(args) == 0:
 			return nil, cmdError("flag needs an argument: -" + name)
 		case !hasValue:
 			value, args = args[0], args[1:]
 		}
-		if err := def.set(value); err != nil {
+		if err := o.set(name, value); err != nil {
 			return nil, cmdError("invalid value " + strconv.Quote(value) + " for flag -" +
 				name + ": " + err.Error())
 		}
-		seen[name] = true
 	}
 
 	if len(args) > 0 {
@@ -129,27 +127,63 @@ func parseFlags(args []string) (*options, error) {
 	if o.version {
 		return o, nil
 	}
-	return o, o.check(seen)
+	return o, o.check()
 }
 
-func lookup(defs []flagDef, name string) *flagDef {
-	for i := range defs {
-		if defs[i].name == name {
-			return &defs[i]
-		}
+// flagKind says whether name is a flag, and whether it is a boolean one.
+func flagKind(name string) (isBool, known bool) {
+	switch name {
+	case contract.FlagUseListenFD, "v", "version":
+		return true, true
+	case contract.FlagProto, contract.FlagHostIP, contract.FlagHostPort,
+		contract.FlagContainerIP, contract.FlagContainerPort,
+		"connect-timeout", "udp-idle-timeout", "udp-max-flows":
+		return false, true
 	}
-	return nil
+	return false, false
+}
+
+// set stores the value of flag name.
+func (o *options) set(name, value string) error {
+	var err error
+	switch name {
+	case contract.FlagProto:
+		o.proto, err = parseProto(value)
+	case contract.FlagHostIP:
+		o.hostIP, err = parseIP(value)
+	case contract.FlagHostPort:
+		o.hostPort, err = parsePort(value)
+		o.given |= givenHostPort
+	case contract.FlagContainerIP:
+		o.containerIP, err = parseIP(value)
+		o.given |= givenContainerIP
+	case contract.FlagContainerPort:
+		o.containerPort, err = parsePort(value)
+		o.given |= givenContainerPort
+	case contract.FlagUseListenFD:
+		o.useListenFD, err = parseBool(value)
+	case "v", "version":
+		o.version, err = parseBool(value)
+	case "connect-timeout":
+		o.connectTimeout, err = parseDuration(value)
+	case "udp-idle-timeout":
+		o.udpIdleTimeout, err = parseDuration(value)
+	case "udp-max-flows":
+		o.udpMaxFlows, err = parseCount(value)
+	}
+	return err
 }
 
 // check rejects a command line that parses but cannot be served.
-func (o *options) check(seen map[string]bool) error {
-	for _, name := range []string{contract.FlagHostPort, contract.FlagContainerIP,
-		contract.FlagContainerPort} {
-		if !seen[name] {
-			return cmdError("missing -" + name)
-		}
-	}
-	if o.containerIP.IsUnspecified() {
+func (o *options) check() error {
+	switch {
+	case o.given&givenHostPort == 0:
+		return cmdError("missing -" + contract.FlagHostPort)
+	case o.given&givenContainerIP == 0:
+		return cmdError("missing -" + contract.FlagContainerIP)
+	case o.given&givenContainerPort == 0:
+		return cmdError("missing -" + contract.FlagContainerPort)
+	case o.containerIP.IsUnspecified():
 		return cmdError("invalid -" + contract.FlagContainerIP + " " + o.containerIP.String() +
 			": an unspecified address cannot be reached")
 	}
@@ -174,81 +208,55 @@ func (o *options) config() forward.Config {
 	return cfg
 }
 
-func (o *options) setProto(s string) error {
+func parseProto(s string) (string, error) {
 	switch s {
 	case "tcp", "udp", "sctp":
-		o.proto = s
-		return nil
+		return s, nil
 	}
-	return cmdError("unsupported protocol: want tcp, udp or sctp")
+	return "", cmdError("unsupported protocol: want tcp, udp or sctp")
 }
 
-// ipSetter parses an IP address. IPv4-mapped IPv6 addresses count as
-// IPv4, as net.IP.To4 counts them.
-func ipSetter(a *netip.Addr) func(string) error {
-	return func(s string) error {
-		ip, err := netip.ParseAddr(s)
-		switch {
-		case err != nil:
-			return cmdError("not an IP address")
-		case ip.Zone() != "":
-			return cmdError("zoned addresses are not supported")
-		}
-		*a = ip.Unmap()
-		return nil
+// parseIP parses an IP address. IPv4-mapped IPv6 addresses count as IPv4,
+// as net.IP.To4 counts them.
+func parseIP(s string) (netip.Addr, error) {
+	ip, err := netip.ParseAddr(s)
+	switch {
+	case err != nil:
+		return ip, cmdError("not an IP address")
+	case ip.Zone() != "":
+		return ip, cmdError("zoned addresses are not supported")
 	}
+	return ip.Unmap(), nil
 }
 
-func portSetter(p *uint16) func(string) error {
-	return func(s string) error {
-		n, err := strconv.ParseUint(s, 10, 16)
-		if err != nil || n == 0 {
-			return cmdError("not a port number from 1 to 65535")
-		}
-		*p = uint16(n)
-		return nil
+func parsePort(s string) (uint16, error) {
+	n, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || n == 0 {
+		return 0, cmdError("not a port number from 1 to 65535")
 	}
+	return uint16(n), nil
 }
 
-func boolSetter(b *bool) func(string) error {
-	return func(s string) error {
-		v, err := strconv.ParseBool(s)
-		if err != nil {
-			return cmdError("not a boolean")
-		}
-		*b = v
-		return nil
+func parseBool(s string) (bool, error) {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return false, cmdError("not a boolean")
 	}
+	return v, nil
 }
 
-func durationSetter(d *time.Duration) func(string) error {
-	return func(s string) error {
-		v, err := time.ParseDuration(s)
-		if err != nil || v < 0 {
-			return cmdError("not a duration such as 5s, zero or more")
-		}
-		*d = v
-		return nil
+func parseDuration(s string) (time.Duration, error) {
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return 0, cmdError("not a duration such as 5s, zero or more")
 	}
+	return v, nil
 }
 
-func countSetter(n *int) func(string) error {
-	return func(s string) error {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 0 {
-			return cmdError("not a count, zero or more")
-		}
-		*n = v
-		return nil
+func parseCount(s string) (int, error) {
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 0 {
+		return 0, cmdError("not a count, zero or more")
 	}
-}
-
-func printUsage(defs []flagDef) {
-	var b strings.Builder
-	b.WriteString("usage: userland-proxy -proto tcp|udp|sctp -host-ip IP -host-port N " +
-		"-container-ip IP -container-port N [-use-listen-fd]\n")
-	for _, d := range defs {
-		b.WriteString("  -" + d.name + "\n    \t" + d.usage + "\n")
-	}
-	os.Stderr.WriteString(b.String())
+	return v, nil
 }

@@ -2,7 +2,10 @@
 
 package forward
 
-import "strconv"
+import (
+	"net/netip"
+	"strconv"
+)
 
 // New opens the frontend of cfg, binding it or adopting cfg.Listener, and
 // returns a Forwarder ready to Serve. Errors say what is wrong with cfg or
@@ -20,17 +23,22 @@ func New(cfg Config) (Forwarder, error) {
 	if err != nil {
 		return nil, err
 	}
-	prefix := cfg.Proto + " " + localAddr(fd).String() + " -> " + cfg.Backend.String() + ": "
-	log := newLogger(cfg.Log, prefix)
-
 	// Each constructor owns fd from here on, and closes it if it fails.
 	switch cfg.Proto {
 	case "tcp":
-		return newTCPForwarder(&cfg, fd, log)
+		return newTCPForwarder(&cfg, fd)
 	case "udp":
-		return newUDPForwarder(&cfg, fd, log)
+		return newUDPForwarder(&cfg, fd)
 	default:
-		return newSCTPForwarder(&cfg, fd, log)
+		return newSCTPForwarder(&cfg, fd)
+	}
+}
+
+// logPrefix starts the log lines of a forwarder: protocol, frontend and
+// backend.
+func logPrefix(proto string, front, back netip.AddrPort) func() string {
+	return func() string {
+		return proto + " " + front.String() + " -> " + back.String() + ": "
 	}
 }
 

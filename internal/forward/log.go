@@ -29,9 +29,10 @@ const logInterval = time.Second
 // logger writes rate-limited event lines. The zero value discards them.
 type logger struct {
 	w      io.Writer
-	prefix string
+	prefix func() string // what starts each line; called at the first
 
 	mu     sync.Mutex
+	start  string // the prefix, once a line has needed it
 	kinds  [numEventKinds]kindLog
 	closed bool
 }
@@ -44,8 +45,11 @@ type kindLog struct {
 	flush      *time.Timer // writes the held-back line; nil when idle
 }
 
-func newLogger(w io.Writer, prefix string) *logger {
-	return &logger{w: w, prefix: prefix}
+// init makes l write to w, each line starting with what prefix returns.
+// Making the prefix waits for the first line: a proxy that has nothing to
+// say allocates nothing for it.
+func (l *logger) init(w io.Writer, prefix func() string) {
+	l.w, l.prefix = w, prefix
 }
 
 // log writes the line msg of kind k, or holds it back if a line of that
@@ -92,7 +96,10 @@ func (l *logger) flushKind(k eventKind) {
 // write writes one line. Errors are ignored: a log reader that went away
 // must not stop the forwarding.
 func (l *logger) write(msg string, similar int) {
-	line := l.prefix + msg
+	if l.start == "" && l.prefix != nil {
+		l.start = l.prefix()
+	}
+	line := l.start + msg
 	if similar > 1 {
 		line += " (" + strconv.Itoa(similar) + " similar in the last " + logInterval.String() + ")"
 	}

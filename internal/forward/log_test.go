@@ -11,7 +11,8 @@ import (
 func TestLoggerRateLimit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var out strings.Builder
-		l := newLogger(&out, "p: ")
+		var l logger
+		l.init(&out, func() string { return "p: " })
 
 		for i := range 100 {
 			l.log(evDial, "refused "+strconv.Itoa(i))

@@ -36,51 +36,64 @@ type eventHandler interface {
 // edge-triggered epoll instance, whose own descriptor waits in the Go
 // runtime's poller. A descriptor registered here costs no goroutine while
 // it waits: at rest, a forwarded TCP connection is two registrations and
-// nothing else. The loop goroutine starts with the first registration.
+// nothing else. The epoll instance and the loop goroutine are made with
+// the first registration, so that a proxy without traffic has neither.
 type poller struct {
-	ep   *os.File // the epoll instance, pollable by the runtime
-	raw  syscall.RawConn
-	once sync.Once
-	done chan struct{} // closed when the loop has returned
-
 	mu       sync.Mutex
+	ep       *os.File // the epoll instance, pollable by the runtime; nil until needed
+	raw      syscall.RawConn
+	done     chan struct{} // closed when the loop has returned
+	closed   bool
 	handlers []eventHandler // indexed by descriptor
 }
 
-func newPoller() (*poller, error) {
+// start makes the epoll instance and starts the loop. p.mu must be held.
+func (p *poller) start() error {
+	if p.closed {
+		return errPollerClosed
+	}
 	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
-		return nil, wrap("create epoll instance", err)
+		return wrap("create epoll instance", err)
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
-		return nil, wrap("make epoll instance non-blocking", err)
+		return wrap("make epoll instance non-blocking", err)
 	}
 
 	ep := os.NewFile(uintptr(fd), "epoll")
 	raw, err := ep.SyscallConn()
 	if err != nil {
 		ep.Close()
-		return nil, wrap("wrap epoll instance", err)
+		return wrap("wrap epoll instance", err)
 	}
-	return &poller{ep: ep, raw: raw, done: make(chan struct{})}, nil
+	p.ep, p.raw, p.done = ep, raw, make(chan struct{})
+	go p.loop(raw, p.done)
+	return nil
 }
+
+const errPollerClosed = textError("poller closed")
 
 // add registers fd for the events in mask, to be handled by h. Readiness
 // that fd already has is reported at once.
 func (p *poller) add(fd int, mask uint32, h eventHandler) error {
 	p.mu.Lock()
+	if p.ep == nil {
+		if err := p.start(); err != nil {
+			p.mu.Unlock()
+			return err
+		}
+	}
 	for fd >= len(p.handlers) {
 		p.handlers = append(p.handlers, nil)
 	}
 	p.handlers[fd] = h
+	raw := p.raw
 	p.mu.Unlock()
-
-	p.once.Do(func() { go p.loop() })
 
 	var err error
 	ev := unix.EpollEvent{Events: mask, Fd: int32(fd)}
-	rerr := p.raw.Control(func(ep uintptr) {
+	rerr := raw.Control(func(ep uintptr) {
 		err = unix.EpollCtl(int(ep), unix.EPOLL_CTL_ADD, fd, &ev)
 	})
 	if rerr != nil {
@@ -115,13 +128,13 @@ func (p *poller) handler(fd int32) eventHandler {
 }
 
 // loop hands out events until the poller is closed.
-func (p *poller) loop() {
-	defer close(p.done)
+func (p *poller) loop(raw syscall.RawConn, done chan struct{}) {
+	defer close(done)
 
 	w := waiter{events: make([]unix.EpollEvent, pollBatch)}
 	fetch := w.fetch // one closure for the whole loop
 	for {
-		if err := p.raw.Read(fetch); err != nil || w.err != nil {
+		if err := raw.Read(fetch); err != nil || w.err != nil {
 			return
 		}
 		for _, ev := range w.events[:w.n] {
@@ -154,11 +167,13 @@ func (w *waiter) fetch(ep uintptr) bool {
 // close stops the loop and waits for it. Registered descriptors are left
 // to their owners.
 func (p *poller) close() {
-	p.ep.Close()
+	p.mu.Lock()
+	p.closed = true
+	ep, done := p.ep, p.done
+	p.mu.Unlock()
 
-	started := true
-	p.once.Do(func() { started = false })
-	if started {
-		<-p.done
+	if ep != nil {
+		ep.Close()
+		<-done
 	}
 }

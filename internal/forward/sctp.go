@@ -27,7 +27,7 @@ const sctpMaxMessage = 1 << 20
 // unordered flag. Unlike TCP, each association has two goroutines, one per
 // direction, which wait in the runtime's poller.
 type sctpForwarder struct {
-	log     *logger
+	log     logger
 	ln      *os.File
 	lnRaw   syscall.RawConn
 	addr    netip.AddrPort
@@ -44,7 +44,7 @@ type sctpForwarder struct {
 
 // newSCTPForwarder serves the listening socket fd, which it owns from the
 // call on.
-func newSCTPForwarder(cfg *Config, fd int, log *logger) (*sctpForwarder, error) {
+func newSCTPForwarder(cfg *Config, fd int) (*sctpForwarder, error) {
 	if err := setSCTPOptions(fd); err != nil {
 		unix.Close(fd)
 		return nil, err
@@ -55,8 +55,7 @@ func newSCTPForwarder(cfg *Config, fd int, log *logger) (*sctpForwarder, error) 
 		ln.Close()
 		return nil, wrap("wrap listener", err)
 	}
-	return &sctpForwarder{
-		log:     log,
+	f := &sctpForwarder{
 		ln:      ln,
 		lnRaw:   raw,
 		addr:    localAddr(fd),
@@ -65,7 +64,9 @@ func newSCTPForwarder(cfg *Config, fd int, log *logger) (*sctpForwarder, error) 
 		timeout: cfg.connectTimeout(),
 		assocs:  make(map[*sctpAssoc]struct{}),
 		closing: make(chan struct{}),
-	}, nil
+	}
+	f.log.init(cfg.Log, logPrefix("sctp", f.addr, f.backend))
+	return f, nil
 }
 
 func (f *sctpForwarder) Addr() netip.AddrPort { return f.addr }

@@ -28,7 +28,7 @@ const closeWait = 500 * time.Millisecond
 
 // tcpForwarder accepts TCP connections and forwards each to the backend.
 type tcpForwarder struct {
-	log     *logger
+	log     logger
 	ln      *os.File // the listening socket
 	lnRaw   syscall.RawConn
 	addr    netip.AddrPort
@@ -36,7 +36,7 @@ type tcpForwarder struct {
 	bsa     unix.Sockaddr // backend, converted once
 	timeout time.Duration
 
-	poller *poller
+	poller poller
 	pipes  pipePool
 
 	spare   int // a backend socket made ready before the next accept, or -1
@@ -45,48 +45,40 @@ type tcpForwarder struct {
 	failing time.Time // start of the current burst
 
 	mu      sync.Mutex
-	conns   map[*tcpConn]struct{}
-	drained *sync.Cond // signalled when conns becomes empty
+	conns   map[*tcpConn]struct{} // made with the first
+	drained sync.Cond             // signalled when conns becomes empty
 	closing chan struct{}
 	closed  bool
 }
 
 // newTCPForwarder serves the listening socket lnFD, which it owns from
 // the call on.
-func newTCPForwarder(cfg *Config, lnFD int, log *logger) (*tcpForwarder, error) {
+func newTCPForwarder(cfg *Config, lnFD int) (*tcpForwarder, error) {
 	// Accepted sockets inherit these, which saves syscalls per client.
 	// A kernel that does not take them on a Multipath TCP listener
 	// leaves clients with its defaults, which still work.
 	_ = setKeepAlive(lnFD)
 	_ = unix.SetsockoptInt(lnFD, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 
-	p, err := newPoller()
-	if err != nil {
-		unix.Close(lnFD)
-		return nil, err
-	}
 	ln := os.NewFile(uintptr(lnFD), "tcp-listener")
 	raw, err := ln.SyscallConn()
 	if err != nil {
-		p.close()
 		ln.Close()
 		return nil, wrap("wrap listener", err)
 	}
 
 	f := &tcpForwarder{
-		log:     log,
 		ln:      ln,
 		lnRaw:   raw,
 		addr:    localAddr(lnFD),
 		backend: cfg.Backend,
 		bsa:     sockaddr(cfg.Backend),
 		timeout: cfg.connectTimeout(),
-		poller:  p,
 		spare:   -1,
-		conns:   make(map[*tcpConn]struct{}),
 		closing: make(chan struct{}),
 	}
-	f.drained = sync.NewCond(&f.mu)
+	f.drained.L = &f.mu
+	f.log.init(cfg.Log, logPrefix("tcp", f.addr, f.backend))
 	return f, nil
 }
 
@@ -216,6 +208,9 @@ func (f *tcpForwarder) track(c *tcpConn) bool {
 	defer f.mu.Unlock()
 	if f.closed {
 		return false
+	}
+	if f.conns == nil {
+		f.conns = make(map[*tcpConn]struct{})
 	}
 	f.conns[c] = struct{}{}
 	return true

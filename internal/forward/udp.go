@@ -47,7 +47,7 @@ const (
 // expire: a flood of new sources cannot push out the clients already
 // being served.
 type udpForwarder struct {
-	log      *logger
+	log      logger
 	front    *os.File // the frontend socket
 	frontRaw syscall.RawConn
 	family   int // of the frontend socket
@@ -56,15 +56,15 @@ type udpForwarder struct {
 	bsa      unix.Sockaddr
 	idle     time.Duration
 	maxFlows int
-	poller   *poller
+	poller   poller
 	epoch    time.Time // flow clocks count from here
 
 	replyBuf []byte  // used on the poller's goroutine only
 	replier  replier // likewise
 
 	mu     sync.Mutex
-	flows  map[netip.AddrPort]*flow
-	sweep  *time.Timer // expires idle flows; nil when there are none
+	flows  map[netip.AddrPort]*flow // made with the first
+	sweep  *time.Timer              // expires idle flows; nil when there are none
 	closed bool
 
 	dropped atomic.Uint64 // datagrams that could not be carried
@@ -72,7 +72,7 @@ type udpForwarder struct {
 
 // newUDPForwarder serves the bound socket fd, which it owns from the call
 // on.
-func newUDPForwarder(cfg *Config, fd int, log *logger) (*udpForwarder, error) {
+func newUDPForwarder(cfg *Config, fd int) (*udpForwarder, error) {
 	fam, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
 	if err == nil {
 		err = setPacketInfo(fd, fam)
@@ -84,21 +84,14 @@ func newUDPForwarder(cfg *Config, fd int, log *logger) (*udpForwarder, error) {
 	_ = setBuffer(fd, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, udpSocketBuffer)
 	_ = setBuffer(fd, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, udpSocketBuffer)
 
-	p, err := newPoller()
-	if err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
 	front := os.NewFile(uintptr(fd), "udp-frontend")
 	raw, err := front.SyscallConn()
 	if err != nil {
-		p.close()
 		front.Close()
 		return nil, wrap("wrap frontend socket", err)
 	}
 
 	u := &udpForwarder{
-		log:      log,
 		front:    front,
 		frontRaw: raw,
 		family:   fam,
@@ -107,10 +100,9 @@ func newUDPForwarder(cfg *Config, fd int, log *logger) (*udpForwarder, error) {
 		bsa:      sockaddr(cfg.Backend),
 		idle:     cfg.udpIdleTimeout(),
 		maxFlows: cfg.udpMaxFlows(),
-		poller:   p,
 		epoch:    time.Now(),
-		flows:    make(map[netip.AddrPort]*flow),
 	}
+	u.log.init(cfg.Log, logPrefix("udp", u.addr, u.backend))
 	u.replier.init()
 	return u, nil
 }
@@ -244,6 +236,9 @@ func (u *udpForwarder) insert(fl *flow) bool {
 	defer u.mu.Unlock()
 	if u.closed {
 		return false
+	}
+	if u.flows == nil {
+		u.flows = make(map[netip.AddrPort]*flow)
 	}
 	u.flows[fl.key] = fl
 	if u.sweep == nil {
