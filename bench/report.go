@@ -305,11 +305,20 @@ func verdicts(f figure, cells map[string]*cell) (met, ahead string) {
 	case vs == 1:
 		ahead = "even"
 	case (vs < 1) == f.lowerBetter:
-		ahead = fmt.Sprintf("yes (x%.2f)", vs)
+		ahead = "yes (x" + ratioText(vs) + ")"
 	default:
-		ahead = fmt.Sprintf("NO (x%.2f)", vs)
+		ahead = "NO (x" + ratioText(vs) + ")"
 	}
 	return met, ahead
+}
+
+// ratioText prints a ratio with two decimals, or three when two would
+// read as an even 1.00.
+func ratioText(v float64) string {
+	if s := fmt.Sprintf("%.2f", v); s != "1.00" {
+		return s
+	}
+	return fmt.Sprintf("%.3f", v)
 }
 
 // headToHead is the median over repetitions of a's value divided by b's in
