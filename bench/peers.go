@@ -291,6 +291,21 @@ func findOurs(ctx context.Context, cfg config, p *peer) {
 	if v := versionLine(ctx, p.path, "-v"); v != "" {
 		p.about += ", " + v
 	}
+	if rev := sourceRevision(ctx); rev != "" {
+		p.about += ", checkout " + rev
+	}
+}
+
+// sourceRevision names the checked-out commit, marked -dirty when the tree
+// has changes, or "" outside a git checkout.
+func sourceRevision(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "git", "describe", "--always", "--dirty").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // findSocat uses socat when it is installed; the bench never installs it.
