@@ -222,8 +222,24 @@ func TestPublishStopsStartedOnFailure(t *testing.T) {
 }
 
 func TestPublishRestartsDeadProxy(t *testing.T) {
+	tests := []struct {
+		name string
+		code int
+		exit string
+	}{
+		{"failure", 3, "exited with status 3"},
+		{"clean exit", 0, "exited with status 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			testRestart(t, tt.code, tt.exit)
+		})
+	}
+}
+
+func testRestart(t *testing.T, code int, exit string) {
 	fake := portmappertest.New(t, portmappertest.Behavior{
-		Mode: portmappertest.Dies, Message: "lost my way", ExitCode: 3,
+		Mode: portmappertest.Dies, Message: "lost my way", ExitCode: code,
 		Delay: 20 * time.Millisecond,
 	})
 	rec := newLogRecorder()
@@ -235,9 +251,8 @@ func TestPublishRestartsDeadProxy(t *testing.T) {
 	rec.waitFor(t, "proxy started")
 	for range 2 {
 		died := rec.waitFor(t, "proxy exited early")
-		if !strings.Contains(died, "exited with status 3") ||
-			!strings.Contains(died, "lost my way") {
-			t.Errorf("log %q; want the exit status and the proxy's last words", died)
+		if !strings.Contains(died, exit) || !strings.Contains(died, "lost my way") {
+			t.Errorf("log %q; want %q and the proxy's last words", died, exit)
 		}
 		rec.waitFor(t, "proxy restarted")
 	}

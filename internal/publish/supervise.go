@@ -8,6 +8,12 @@ import (
 	"github.com/userland-proxy/portmapper"
 )
 
+// outsideStopGrace is how long a proxy that exited with status 0 waits
+// for the publisher's own stop before its exit counts as a death. A
+// proxy exits cleanly only when signalled, and a Ctrl-C in a terminal
+// signals the proxies and their publisher at the same moment.
+const outsideStopGrace = 100 * time.Millisecond
+
 // supervise watches the proxy of b until the publisher stops, restarting
 // it when it dies, or reporting its death when restarts are off.
 func (p *Publisher) supervise(b *binding, proxy *portmapper.Proxy) {
@@ -22,7 +28,11 @@ func (p *Publisher) supervise(b *binding, proxy *portmapper.Proxy) {
 			return
 		case <-proxy.Done():
 		}
+		if cleanExit(proxy) {
+			p.sleep(outsideStopGrace)
+		}
 		if p.ctx.Err() != nil {
+			p.stopProxy(b, proxy)
 			return
 		}
 
@@ -40,6 +50,12 @@ func (p *Publisher) supervise(b *binding, proxy *portmapper.Proxy) {
 			return
 		}
 	}
+}
+
+// cleanExit tells whether proxy ended on its own with status 0.
+func cleanExit(proxy *portmapper.Proxy) bool {
+	var ee *portmapper.ExitError
+	return errors.As(proxy.Err(), &ee) && ee.Err == nil
 }
 
 // reportDeath logs that the proxy of b died and hands the death to Wait.
