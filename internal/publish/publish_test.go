@@ -93,7 +93,7 @@ func TestPublishEveryAddress(t *testing.T) {
 		port       uint16
 	}{
 		{"ephemeral port", "127.0.0.2:80", 0},
-		{"fixed port", fmt.Sprintf("%d:127.0.0.2:80/udp", fixed), fixed},
+		{"fixed port", fmt.Sprintf("%d:127.0.0.2:80", fixed), fixed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
