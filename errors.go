@@ -39,10 +39,10 @@ type StartError struct {
 func (e *StartError) Error() string {
 	const prefix = "error starting userland proxy: "
 	switch {
-	case e.Message != "":
-		return prefix + e.Message
 	case e.Err != nil:
 		return e.Err.Error() + e.details()
+	case e.Message != "":
+		return prefix + e.Message
 	case e.reported:
 		return prefix + "failure reported without a reason" + e.details()
 	default:
@@ -55,6 +55,9 @@ func (e *StartError) details() string {
 	var parts []string
 	if e.Cause != nil {
 		parts = append(parts, e.Cause.Error())
+	}
+	if e.Message != "" {
+		parts = append(parts, "proxy said: "+e.Message)
 	}
 	if e.Exit != "" {
 		parts = append(parts, "proxy "+e.Exit)

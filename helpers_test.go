@@ -2,13 +2,17 @@ package portmapper
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/libnetwork/types"
 )
@@ -97,21 +101,81 @@ func alive(pid int) bool {
 	return state != "" && state != "Z"
 }
 
-// logBuffer is a logger whose output a test can read.
+// logBuffer is a logger whose output a test can read and wait for.
 type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	written chan struct{} // closed and replaced on every write
 }
 
 func newLogBuffer() (*logBuffer, *slog.Logger) {
-	b := &logBuffer{}
+	b := &logBuffer{written: make(chan struct{})}
 	return b, slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 func (b *logBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	close(b.written)
+	b.written = make(chan struct{})
 	return b.buf.Write(p)
+}
+
+// waitFor waits until the log holds s, and reports whether it did within
+// d. Records reach the logger from a goroutine of the launcher's.
+func (b *logBuffer) waitFor(s string, d time.Duration) bool {
+	deadline := time.After(d)
+	for {
+		b.mu.Lock()
+		found, written := strings.Contains(b.buf.String(), s), b.written
+		b.mu.Unlock()
+		if found {
+			return true
+		}
+		select {
+		case <-written:
+		case <-deadline:
+			return false
+		}
+	}
+}
+
+// blockingHandler is a logger that never returns until release is closed.
+type blockingHandler struct {
+	release chan struct{}
+}
+
+func (h blockingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h blockingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h blockingHandler) WithGroup(string) slog.Handler            { return h }
+
+func (h blockingHandler) Handle(context.Context, slog.Record) error {
+	<-h.release
+	return nil
+}
+
+// scriptProxy writes a shell script that plays a proxy and returns its
+// path. The script can use $PIDS, a file it may append the pids of its
+// children to: they are killed when the test ends.
+func scriptProxy(tb testing.TB, body string) string {
+	tb.Helper()
+	dir := tb.TempDir()
+	pids := filepath.Join(dir, "pids")
+	path := filepath.Join(dir, "proxy.sh")
+	script := "#!/bin/sh\nPIDS=" + pids + "\n" + body + "\n"
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		tb.Fatalf("writing proxy script: %v", err)
+	}
+
+	tb.Cleanup(func() {
+		data, _ := os.ReadFile(pids)
+		for _, field := range strings.Fields(string(data)) {
+			if pid, err := strconv.Atoi(field); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	return path
 }
 
 func (b *logBuffer) String() string {

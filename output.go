@@ -6,13 +6,15 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 )
 
 // stderrLog reads a proxy's stderr: it forwards each line to the logger
 // and keeps the last few for error messages. Lines longer than
 // maxLineBytes are cut, so a proxy cannot grow the launcher's memory.
 type stderrLog struct {
-	log  *slog.Logger
+	logs *logQueue
 	f    *os.File      // the read end of the proxy's stderr
 	done chan struct{} // closed once f is read to the end and closed
 
@@ -21,8 +23,8 @@ type stderrLog struct {
 	partial []byte   // a line still waiting for its newline
 }
 
-func newStderrLog(log *slog.Logger, f *os.File) *stderrLog {
-	return &stderrLog{log: log, f: f, done: make(chan struct{})}
+func newStderrLog(logs *logQueue, f *os.File) *stderrLog {
+	return &stderrLog{logs: logs, f: f, done: make(chan struct{})}
 }
 
 // run reads the pipe until end of file or interrupt, then closes it.
@@ -60,13 +62,13 @@ func (s *stderrLog) addPartial(b []byte) {
 
 // flush ends the pending line, if any.
 func (s *stderrLog) flush() {
-	line := strings.TrimRight(string(s.partial), "\r")
+	line := printable(strings.TrimRight(string(s.partial), "\r"))
 	s.partial = s.partial[:0]
 	if line == "" {
 		return
 	}
 
-	s.log.Info("proxy: " + line)
+	s.logs.add(slog.LevelInfo, "proxy: "+line)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -81,4 +83,15 @@ func (s *stderrLog) tail() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return strings.Join(s.last, " | ")
+}
+
+// printable replaces invalid UTF-8 and control characters other than tab
+// and newline, so that a proxy's bytes cannot garble a log or an error.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r != '\t' && r != '\n' && !unicode.IsPrint(r) && !unicode.IsSpace(r) {
+			return utf8.RuneError
+		}
+		return r
+	}, strings.ToValidUTF8(s, string(utf8.RuneError)))
 }

@@ -15,7 +15,7 @@ import (
 // safe for concurrent use.
 type Proxy struct {
 	cfg    Config
-	log    *slog.Logger
+	logs   *logQueue
 	proc   *os.Process
 	stderr *stderrLog
 
@@ -37,8 +37,7 @@ type Proxy struct {
 }
 
 func newProxy(cfg Config) *Proxy {
-	log := cfg.logger()
-	return &Proxy{cfg: cfg, log: log, done: make(chan struct{})}
+	return &Proxy{cfg: cfg, logs: newLogQueue(cfg.logger()), done: make(chan struct{})}
 }
 
 // Pid returns the proxy's process id.
@@ -85,8 +84,8 @@ func (p *Proxy) stop() error {
 		p.stopping.Store(true)
 		_ = p.proc.Signal(os.Interrupt)
 		if !p.waitExit(p.cfg.stopGrace()) {
-			p.log.Warn("userland proxy ignored SIGINT, killing it",
-				"pid", p.proc.Pid, "grace", p.cfg.stopGrace())
+			p.logs.add(slog.LevelWarn, "userland proxy ignored SIGINT, killing it",
+				"grace", p.cfg.stopGrace())
 			p.kill()
 		}
 	}
@@ -127,43 +126,42 @@ func (p *Proxy) waitExit(d time.Duration) bool {
 	}
 }
 
-// reaped records how the process ended. The stderr pipe is read to its
-// end first, so that the last lines are known to whoever sees done.
+// reaped records how the process ended. What the proxy left in its stderr
+// pipe is read first, so that its last lines are known to whoever sees
+// done.
 func (p *Proxy) reaped(waitErr error) {
-	p.stderr.interrupt()
-	<-p.stderr.done
-
 	p.exit = waitErr
 	p.unexpected = !p.stopping.Load()
+	p.stderr.interrupt()
+	<-p.stderr.done
 
 	p.mu.Lock()
 	p.ended = true
 	started := p.started
 	p.mu.Unlock()
-	if started {
-		p.logEarlyExit()
+	if started && p.unexpected {
+		p.logs.add(slog.LevelWarn, earlyExitMsg, p.earlyExitArgs()...)
 	}
 	close(p.done)
 }
 
 // markStarted records that Start hands the proxy to its caller. From then
-// on an exit nobody asked for is logged, also one that came first.
+// on an exit nobody asked for is logged, also one that came first; the
+// log queue has stopped by then, so that one is logged here.
 func (p *Proxy) markStarted() {
 	p.mu.Lock()
 	p.started = true
 	ended := p.ended
 	p.mu.Unlock()
-	if ended {
-		p.logEarlyExit()
+	if ended && p.unexpected {
+		p.logs.log.Warn(earlyExitMsg, p.earlyExitArgs()...)
 	}
 }
 
-// logEarlyExit logs that the proxy ended without being asked.
-func (p *Proxy) logEarlyExit() {
-	if p.unexpected {
-		p.log.Warn("userland proxy exited unexpectedly",
-			"pid", p.proc.Pid, "exit", describeExit(p.exit), "stderr", p.stderr.tail())
-	}
+const earlyExitMsg = "userland proxy exited unexpectedly"
+
+func (p *Proxy) earlyExitArgs() []any {
+	return []any{"exit", describeExit(p.exit), "stderr", p.stderr.tail()}
 }
 
 // endError describes how the process ended; only valid after done.

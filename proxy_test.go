@@ -3,6 +3,7 @@ package portmapper
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -306,8 +307,8 @@ func TestProxyDiesEarly(t *testing.T) {
 	assert.Check(t, errors.Is(err, ErrAlreadyExited))
 	assert.Check(t, is.Contains(err.Error(), "exited with status 7"))
 
+	assert.Check(t, logs.waitFor("exited unexpectedly", 10*time.Second), logs.String())
 	out := logs.String()
-	assert.Check(t, is.Contains(out, "exited unexpectedly"))
 	assert.Check(t, is.Contains(out, "binding=127.0.0.1:1:127.0.0.1:9/tcp"))
 	assert.Check(t, is.Contains(out, "exited with status 7"))
 }
@@ -365,4 +366,104 @@ func BenchmarkStartStop(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestHostileProxies(t *testing.T) {
+	tests := []struct {
+		name    string
+		script  string
+		listen  bool
+		wantErr []string // what the error holds; none: the start succeeds
+		wantIs  error
+	}{
+		{
+			name:    "blank failure reason",
+			script:  `printf '1\n   \n' >&3; echo 'port is taken' >&2; exit 1`,
+			wantErr: []string{"failure reported without a reason", "exited with status 1", "port is taken"},
+		},
+		{
+			name:    "reason then silence",
+			script:  `printf '1\nbind: address already in use' >&3; exec sleep 60`,
+			wantErr: []string{"timed out starting the userland proxy", "proxy said: bind: address already in use"},
+			wantIs:  ErrStartTimeout,
+		},
+		{
+			name:    "control bytes in reason",
+			script:  `printf '1\nbad\033[2Jbyte\001s' >&3; exit 1`,
+			wantErr: []string{"error starting userland proxy: bad\uFFFD[2Jbyte\uFFFDs"},
+		},
+		{
+			name: "descendant floods stderr after failing",
+			script: `yes flood >&2 & echo $! >> "$PIDS"
+				printf '1\nno luck' >&3; exit 1`,
+			wantErr: []string{"error starting userland proxy: no luck"},
+		},
+		{
+			name: "descendant floods stderr after exiting silently",
+			script: `yes flood >&2 & echo $! >> "$PIDS"
+				exit 0`,
+			wantErr: []string{"no status reported", "exited with status 0"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := scriptProxy(t, tc.script)
+			p, err := Start(context.Background(), Config{
+				Binding: tcpBinding(1), ProxyPath: path, StartTimeout: time.Second,
+				Logger: slog.New(slog.DiscardHandler),
+			})
+			assert.Check(t, p == nil)
+			assert.Assert(t, err != nil)
+			for _, want := range tc.wantErr {
+				assert.Check(t, is.Contains(err.Error(), want))
+			}
+			if tc.wantIs != nil {
+				assert.Check(t, errors.Is(err, tc.wantIs))
+			} else {
+				assert.Check(t, !errors.Is(err, ErrStartTimeout), "err: %.300s", err)
+			}
+		})
+	}
+}
+
+func TestStopWithDescendantFloodingStderr(t *testing.T) {
+	path := scriptProxy(t, `yes flood >&2 & echo $! >> "$PIDS"
+		printf '0\n' >&3; exec 3>&-
+		trap 'exit 0' INT TERM
+		while :; do sleep 0.1; done`)
+	p, err := Start(context.Background(), Config{
+		Binding: tcpBinding(1), ProxyPath: path, Logger: slog.New(slog.DiscardHandler),
+	})
+	assert.NilError(t, err)
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- p.Stop() }()
+	select {
+	case err := <-stopped:
+		assert.Check(t, err)
+	case <-time.After(DefaultStopGrace + 10*time.Second):
+		t.Fatal("Stop did not return")
+	}
+}
+
+func TestSlowLoggerHoldsNothingUp(t *testing.T) {
+	fake := portmappertest.New(t, portmappertest.Behavior{Stderr: "listening"})
+	release := make(chan struct{})
+	defer close(release)
+	p, err := Start(context.Background(), Config{
+		Binding: tcpBinding(1), ProxyPath: fake.Path(),
+		StopGrace: time.Minute, Logger: slog.New(blockingHandler{release}),
+	})
+	assert.NilError(t, err)
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- p.Stop() }()
+	select {
+	case err := <-stopped:
+		assert.Check(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Stop waited for the logger")
+	}
+	l := fake.Launch(p.Pid())
+	assert.Check(t, l.Exited && l.ExitCode == 0, "the fake was killed: %+v", l)
 }

@@ -44,9 +44,12 @@ func (s status) reported() bool {
 // message returns the proxy's reason for failing, or "" if it gave none.
 func (s status) message() string {
 	msg, reported := bytes.CutPrefix(s.data, []byte(contract.FailurePrefix))
-	text := strings.TrimRight(string(msg), "\r\n")
+	text := printable(strings.TrimSpace(string(msg)))
 	if !reported && len(s.data) > 0 {
 		text = fmt.Sprintf("unexpected status %.200q", s.data)
+	}
+	if text == "" {
+		return ""
 	}
 	if s.cut {
 		text += fmt.Sprintf(" [cut at %d bytes]", MaxStatusBytes)

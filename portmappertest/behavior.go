@@ -71,4 +71,8 @@ type Behavior struct {
 
 	// ExitCode is the status [Dies] exits with.
 	ExitCode int `json:"exit_code,omitempty"`
+
+	// Stderr, if set, is written to stderr as soon as the fake starts,
+	// whatever the mode.
+	Stderr string `json:"stderr,omitempty"`
 }

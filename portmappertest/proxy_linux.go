@@ -67,6 +67,9 @@ func (f *fakeProcess) run() {
 	signals := make(chan os.Signal, 8)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	f.recordStart()
+	if f.b.Stderr != "" {
+		fmt.Fprintln(os.Stderr, f.b.Stderr)
+	}
 
 	if f.b.Mode == Silent {
 		fmt.Fprintf(os.Stderr, "flag provided but not defined: -%s\n", contract.FlagUseListenFD)
