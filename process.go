@@ -77,6 +77,11 @@ func (p *Proxy) Stop() error {
 	return p.stopErr
 }
 
+// BUG(launcher): Stop and the kills on failed starts signal the proxy
+// process alone; children it started itself are left to it. Starting the
+// proxy in a process group of its own and signalling the group would
+// reach them, at the cost of the proxy no longer getting the terminal's
+// signals with the daemon.
 func (p *Proxy) stop() error {
 	select {
 	case <-p.done:
