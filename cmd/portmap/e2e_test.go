@@ -59,12 +59,13 @@ func TestPublishEndToEnd(t *testing.T) {
 	for _, b := range got {
 		roundTrip(t, b, "through "+b.host.String())
 	}
+	published := publishedSockets(t, got)
 
 	if code := run.interrupt(); code != 0 {
 		t.Fatalf("portmap exited %d after SIGINT; want 0; stderr:\n%s", code, run.stderr)
 	}
 	checkEvents(t, run.stderr.String(), len(want))
-	checkNothingLeft(t, got)
+	checkNothingLeft(t, got, published)
 }
 
 // checkPrinted compares the printed bindings with want, where a host
@@ -101,16 +102,37 @@ func checkEvents(t *testing.T, logs string, n int) {
 	}
 }
 
-// checkNothingLeft checks that no proxy runs and nothing listens on the
-// published ports.
-func checkNothingLeft(t *testing.T, bindings []printed) {
+// publishedSockets returns the sockets that serve bindings, by inode,
+// checking that each binding has one.
+func publishedSockets(t *testing.T, bindings []printed) map[string]printed {
+	t.Helper()
+	inodes := map[string]printed{}
+	for _, b := range bindings {
+		found := false
+		for _, s := range socketsOn(t, b.proto, b.host.Port()) {
+			inodes[s.inode] = b
+			found = true
+		}
+		if !found {
+			t.Errorf("no socket found in /proc/net for %s %s", b.proto, b.host)
+		}
+	}
+	return inodes
+}
+
+// checkNothingLeft checks that no proxy runs and that the sockets that
+// served bindings are closed. Their ports may already serve others.
+func checkNothingLeft(t *testing.T, bindings []printed, published map[string]printed) {
 	t.Helper()
 	if pids := processesOf(proxyBin); len(pids) > 0 {
 		t.Errorf("proxies still running: %v", pids)
 	}
 	for _, b := range bindings {
-		if s := socketsOn(t, b.proto, b.host.Port()); len(s) > 0 {
-			t.Errorf("port %d still bound after portmap exited: %v", b.host.Port(), s)
+		for _, s := range socketsOn(t, b.proto, b.host.Port()) {
+			if p, ok := published[s.inode]; ok {
+				t.Errorf("the socket of %s %s is still open after portmap exited: %+v",
+					p.proto, p.host, s)
+			}
 		}
 	}
 }
@@ -196,9 +218,10 @@ func TestRestartKeepsThePort(t *testing.T) {
 	for _, b := range bindings {
 		roundTrip(t, b, "after the restart")
 	}
+	published := publishedSockets(t, bindings)
 
 	if code := run.interrupt(); code != 0 {
 		t.Fatalf("portmap exited %d after SIGINT; want 0; stderr:\n%s", code, run.stderr)
 	}
-	checkNothingLeft(t, bindings)
+	checkNothingLeft(t, bindings, published)
 }

@@ -290,12 +290,17 @@ func childrenOf(pid int) []int {
 	return kids
 }
 
+// socket is a line of /proc/net/{tcp,udp}{,6}.
+type socket struct {
+	table, local, inode string
+}
+
 // socketsOn lists the sockets of this network namespace bound to port
 // for proto, from /proc/net: listening TCP sockets, or any UDP socket.
-func socketsOn(tb testing.TB, proto string, port uint16) []string {
+func socketsOn(tb testing.TB, proto string, port uint16) []socket {
 	tb.Helper()
 	const tcpListen = "0A"
-	var found []string
+	var found []socket
 	for _, name := range []string{proto, proto + "6"} {
 		data, err := os.ReadFile("/proc/net/" + name)
 		if err != nil {
@@ -303,11 +308,11 @@ func socketsOn(tb testing.TB, proto string, port uint16) []string {
 		}
 		for _, line := range strings.Split(string(data), "\n")[1:] {
 			f := strings.Fields(line)
-			if len(f) < 4 || !strings.HasSuffix(f[1], fmt.Sprintf(":%04X", port)) {
+			if len(f) < 10 || !strings.HasSuffix(f[1], fmt.Sprintf(":%04X", port)) {
 				continue
 			}
-			if strings.HasPrefix(name, "udp") || f[3] == tcpListen {
-				found = append(found, name+" "+f[1])
+			if proto == "udp" || f[3] == tcpListen {
+				found = append(found, socket{table: name, local: f[1], inode: f[9]})
 			}
 		}
 	}
