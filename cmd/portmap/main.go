@@ -103,14 +103,16 @@ func serve(specs []portspec.Spec, cfg publish.Config, stdout io.Writer, fail fun
 	}
 	cfg.Logger.Info("published", "bindings", len(pub.Bindings()), "proxy", cfg.ProxyPath)
 
-	if err := pub.Wait(ctx); err != nil && ctx.Err() == nil {
+	err = pub.Wait(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
 		fail(err)
 		return exitFailure
-	} else if err != nil {
+	case err != nil:
 		cfg.Logger.Warn("stopped, with errors", "err", err)
-		return exitOK
+	default:
+		cfg.Logger.Info("stopped")
 	}
-	cfg.Logger.Info("stopped")
 	return exitOK
 }
 
