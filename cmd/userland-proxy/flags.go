@@ -3,7 +3,6 @@
 package main
 
 import (
-	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -27,9 +26,9 @@ func (e cmdError) Error() string { return string(e) }
 // options are the parsed command line.
 type options struct {
 	proto         string
-	hostIP        netip.Addr
+	hostIP        forward.IP
 	hostPort      uint16
-	containerIP   netip.Addr
+	containerIP   forward.IP
 	containerPort uint16
 	useListenFD   bool
 	version       bool
@@ -82,7 +81,7 @@ func printUsage() {
 func parseFlags(args []string) (*options, error) {
 	o := &options{
 		proto:          "tcp",
-		hostIP:         netip.IPv4Unspecified(),
+		hostIP:         forward.IPv4Unspecified,
 		connectTimeout: forward.DefaultConnectTimeout,
 		udpIdleTimeout: forward.DefaultUDPIdleTimeout,
 		udpMaxFlows:    forward.DefaultUDPMaxFlows,
@@ -195,8 +194,8 @@ func (o *options) check() error {
 func (o *options) config() forward.Config {
 	cfg := forward.Config{
 		Proto:          o.proto,
-		Frontend:       netip.AddrPortFrom(o.hostIP, o.hostPort),
-		Backend:        netip.AddrPortFrom(o.containerIP, o.containerPort),
+		Frontend:       forward.Endpoint{IP: o.hostIP, Port: o.hostPort},
+		Backend:        forward.Endpoint{IP: o.containerIP, Port: o.containerPort},
 		ConnectTimeout: o.connectTimeout,
 		UDPIdleTimeout: o.udpIdleTimeout,
 		UDPMaxFlows:    o.udpMaxFlows,
@@ -218,15 +217,12 @@ func parseProto(s string) (string, error) {
 
 // parseIP parses an IP address. IPv4-mapped IPv6 addresses count as IPv4,
 // as net.IP.To4 counts them.
-func parseIP(s string) (netip.Addr, error) {
-	ip, err := netip.ParseAddr(s)
-	switch {
-	case err != nil:
+func parseIP(s string) (forward.IP, error) {
+	ip, err := forward.ParseIP(s)
+	if err != nil {
 		return ip, cmdError("not an IP address")
-	case ip.Zone() != "":
-		return ip, cmdError("zoned addresses are not supported")
 	}
-	return ip.Unmap(), nil
+	return ip, nil
 }
 
 func parsePort(s string) (uint16, error) {

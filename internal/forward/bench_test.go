@@ -15,8 +15,8 @@ import (
 
 // benchTargets returns the direct and the proxied address of backend.
 func benchTargets(b *testing.B, proto string, backend netip.AddrPort) map[string]netip.AddrPort {
-	f, _ := serve(b, Config{Proto: proto, Frontend: frontend("4"), Backend: backend})
-	return map[string]netip.AddrPort{"direct": backend, "proxy": f.Addr()}
+	f, _ := serve(b, Config{Proto: proto, Frontend: ep(frontend("4")), Backend: ep(backend)})
+	return map[string]netip.AddrPort{"direct": backend, "proxy": addrOf(f)}
 }
 
 func BenchmarkTCPBulk(b *testing.B) {

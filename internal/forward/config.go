@@ -2,7 +2,6 @@ package forward
 
 import (
 	"io"
-	"net/netip"
 	"os"
 	"time"
 )
@@ -31,11 +30,11 @@ type Config struct {
 	// it (port 0 picks a free port; see [Forwarder.Addr]); an IPv6
 	// address, the unspecified one included, binds IPv6 only.
 	// With Listener, only its family is used, to check the socket's.
-	Frontend netip.AddrPort
+	Frontend Endpoint
 
 	// Backend is where every connection or flow is forwarded. Its family
 	// may differ from Frontend's.
-	Backend netip.AddrPort
+	Backend Endpoint
 
 	// Listener, if not nil, is the socket to serve instead of binding
 	// Frontend: listening for TCP and SCTP, bound for UDP. New duplicates
@@ -84,7 +83,7 @@ func (c *Config) udpMaxFlows() int {
 // A Forwarder serves one port mapping.
 type Forwarder interface {
 	// Addr is the frontend address being served.
-	Addr() netip.AddrPort
+	Addr() Endpoint
 
 	// Serve forwards traffic until Close is called, then returns nil.
 	// It returns an error only if the frontend socket fails for good.

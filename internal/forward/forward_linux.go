@@ -2,10 +2,7 @@
 
 package forward
 
-import (
-	"net/netip"
-	"strconv"
-)
+import "strconv"
 
 // New opens the frontend of cfg, binding it or adopting cfg.Listener, and
 // returns a Forwarder ready to Serve. Errors say what is wrong with cfg or
@@ -36,7 +33,7 @@ func New(cfg Config) (Forwarder, error) {
 
 // logPrefix starts the log lines of a forwarder: protocol, frontend and
 // backend.
-func logPrefix(proto string, front, back netip.AddrPort) func() string {
+func logPrefix(proto string, front, back Endpoint) func() string {
 	return func() string {
 		return proto + " " + front.String() + " -> " + back.String() + ": "
 	}
@@ -44,11 +41,7 @@ func logPrefix(proto string, front, back netip.AddrPort) func() string {
 
 // checkAddrs rejects addresses that cannot be served or reached.
 func checkAddrs(cfg *Config) error {
-	if !cfg.Frontend.Addr().IsValid() {
-		return textError("no host address")
-	}
-	b := cfg.Backend
-	if !b.Addr().IsValid() || b.Port() == 0 {
+	if b := cfg.Backend; b.IP.IsUnspecified() || b.Port == 0 {
 		return textError("invalid backend address " + b.String())
 	}
 	return nil

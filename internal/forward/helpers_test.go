@@ -73,6 +73,17 @@ func serve(tb testing.TB, cfg Config) (Forwarder, *syncBuffer) {
 	return f, logs
 }
 
+// ep and ap convert between the package's Endpoint and net/netip, which
+// the tests use for the net package.
+func ep(a netip.AddrPort) Endpoint { return Endpoint{IP(a.Addr().As16()), a.Port()} }
+
+func ap(e Endpoint) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom16(e.IP).Unmap(), e.Port)
+}
+
+// addrOf is where clients of f connect.
+func addrOf(f Forwarder) netip.AddrPort { return ap(f.Addr()) }
+
 // loopback returns the loopback address of the family named "4" or "6".
 func loopback(fam string) netip.Addr {
 	if fam == "6" {
@@ -167,7 +178,7 @@ func roundTrip(tb testing.TB, c *net.TCPConn, msg []byte) []byte {
 // to IPv6 sockets.
 func listenerFile(tb testing.TB, sotype int, addr netip.AddrPort, v6only bool) *os.File {
 	tb.Helper()
-	fam := family(addr.Addr())
+	fam := family(ep(addr).IP)
 	proto := 0
 	fd, err := unix.Socket(fam, sotype|unix.SOCK_CLOEXEC, proto)
 	if err != nil {
@@ -185,7 +196,7 @@ func listenerFile(tb testing.TB, sotype int, addr netip.AddrPort, v6only bool) *
 			tb.Fatalf("set IPV6_V6ONLY: %v", err)
 		}
 	}
-	if err := unix.Bind(fd, sockaddr(addr)); err != nil {
+	if err := unix.Bind(fd, sockaddr(ep(addr))); err != nil {
 		tb.Fatalf("bind %v: %v", addr, err)
 	}
 	if sotype == unix.SOCK_STREAM {

@@ -3,7 +3,6 @@
 package forward
 
 import (
-	"net/netip"
 	"os"
 	"strconv"
 
@@ -30,7 +29,7 @@ var kinds = map[string]socketKind{
 // cfg.Listener, checked, or a socket bound to cfg.Frontend.
 func frontendSocket(cfg *Config, k socketKind) (int, error) {
 	if cfg.Listener != nil {
-		return adopt(cfg.Listener, family(cfg.Frontend.Addr()), k)
+		return adopt(cfg.Listener, family(cfg.Frontend.IP), k)
 	}
 	return bind(cfg.Frontend, k)
 }
@@ -107,7 +106,7 @@ func check(fd, family int, k socketKind) error {
 		}
 		return nil
 	}
-	if localAddr(fd).Port() == 0 {
+	if localAddr(fd).Port == 0 {
 		return textError("socket is not bound")
 	}
 	return nil
@@ -117,8 +116,8 @@ func check(fd, family int, k socketKind) error {
 // Stream sockets may rebind an address whose connections linger in
 // TIME_WAIT; datagram sockets do not share their address with anyone. An
 // IPv6 address, the unspecified one included, binds IPv6 only.
-func bind(addr netip.AddrPort, k socketKind) (fd int, err error) {
-	fam := family(addr.Addr())
+func bind(addr Endpoint, k socketKind) (fd int, err error) {
+	fam := family(addr.IP)
 	typ := k.sotype | unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC
 	fd, err = unix.Socket(fam, typ, k.proto)
 	if err != nil {
@@ -152,10 +151,10 @@ func bind(addr netip.AddrPort, k socketKind) (fd int, err error) {
 }
 
 // localAddr is the address fd is bound to, or the zero value.
-func localAddr(fd int) netip.AddrPort {
+func localAddr(fd int) Endpoint {
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
-		return netip.AddrPort{}
+		return Endpoint{}
 	}
 	return fromSockaddr(sa)
 }

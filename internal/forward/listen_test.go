@@ -16,7 +16,7 @@ import (
 func TestHandedOverSocketChecked(t *testing.T) {
 	v4 := netip.AddrPortFrom(loopback("4"), 0)
 	v6 := netip.AddrPortFrom(loopback("6"), 0)
-	backend := netip.MustParseAddrPort("127.0.0.1:9")
+	backend := ep(netip.MustParseAddrPort("127.0.0.1:9"))
 
 	tests := []struct {
 		name   string
@@ -60,7 +60,7 @@ func TestHandedOverSocketChecked(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, err := New(Config{Proto: tt.proto, Frontend: tt.front, Backend: backend,
+			f, err := New(Config{Proto: tt.proto, Frontend: ep(tt.front), Backend: backend,
 				Listener: tt.socket(t)})
 			if err == nil {
 				f.Close()
@@ -114,12 +114,12 @@ func TestNewRejects(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"unknown protocol", Config{Proto: "icmp", Frontend: frontend("4"),
-			Backend: netip.MustParseAddrPort("127.0.0.1:9")}, "unsupported protocol"},
-		{"no backend port", Config{Proto: "tcp", Frontend: frontend("4"),
-			Backend: netip.MustParseAddrPort("127.0.0.1:0")}, "invalid backend"},
-		{"address in use", Config{Proto: "udp", Frontend: takenUDP(t),
-			Backend: netip.MustParseAddrPort("127.0.0.1:9")}, "address already in use"},
+		{"unknown protocol", Config{Proto: "icmp", Frontend: ep(frontend("4")),
+			Backend: ep(netip.MustParseAddrPort("127.0.0.1:9"))}, "unsupported protocol"},
+		{"no backend port", Config{Proto: "tcp", Frontend: ep(frontend("4")),
+			Backend: ep(netip.MustParseAddrPort("127.0.0.1:0"))}, "invalid backend"},
+		{"address in use", Config{Proto: "udp", Frontend: ep(takenUDP(t)),
+			Backend: ep(netip.MustParseAddrPort("127.0.0.1:9"))}, "address already in use"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,5 +147,5 @@ func takenUDP(t *testing.T) netip.AddrPort {
 	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		t.Fatal(err)
 	}
-	return localAddr(fd)
+	return ap(localAddr(fd))
 }

@@ -4,16 +4,15 @@ package forward
 
 import (
 	"encoding/binary"
-	"net/netip"
 
 	"golang.org/x/sys/unix"
 )
 
 // packetDst returns the destination address of a received datagram, from
-// its IP_PKTINFO or IPV6_PKTINFO control message, or the zero Addr if
-// there is none. An IPv4 datagram on a dual-stack socket comes with an
-// IPv4-mapped IPv6 address.
-func packetDst(oob []byte) netip.Addr {
+// its IP_PKTINFO or IPV6_PKTINFO control message, and whether there was
+// one. An IPv4 datagram on a dual-stack socket comes with an IPv4-mapped
+// IPv6 address, which IP holds as IPv4.
+func packetDst(oob []byte) (IP, bool) {
 	hdr := unix.CmsgLen(0)
 	for len(oob) >= hdr {
 		n := int(binary.NativeEndian.Uint64(oob)) // cmsg_len, a size_t
@@ -28,11 +27,11 @@ func packetDst(oob []byte) netip.Addr {
 		case level == unix.IPPROTO_IP && typ == unix.IP_PKTINFO &&
 			len(data) >= unix.SizeofInet4Pktinfo:
 			// struct in_pktinfo: ifindex, spec_dst, addr (the header's).
-			return netip.AddrFrom4([4]byte(data[8:12]))
+			return IPv4(data[8], data[9], data[10], data[11]), true
 		case level == unix.IPPROTO_IPV6 && typ == unix.IPV6_PKTINFO &&
 			len(data) >= unix.SizeofInet6Pktinfo:
 			// struct in6_pktinfo: addr, ifindex.
-			return netip.AddrFrom16([16]byte(data[:16]))
+			return IP(data[:16]), true
 		}
 
 		next := unix.CmsgSpace(n - hdr)
@@ -41,20 +40,19 @@ func packetDst(oob []byte) netip.Addr {
 		}
 		oob = oob[next:]
 	}
-	return netip.Addr{}
+	return IP{}, false
 }
 
 // sourceCmsg returns the control message that makes src the source
-// address of a datagram sent on a socket of family fam, or nil, letting
-// the kernel choose, for the zero or the unspecified address. An IPv4
-// source for an IPv4 client of a dual-stack socket goes as IP_PKTINFO,
-// the only form the kernel takes for it.
-func sourceCmsg(src netip.Addr) []byte {
-	if !src.IsValid() || src.IsUnspecified() {
+// address of a datagram, or nil, letting the kernel choose, for the
+// unspecified address. An IPv4 source goes as IP_PKTINFO, also for an IPv4
+// client of a dual-stack socket: the only form the kernel takes for it.
+func sourceCmsg(src IP) []byte {
+	if src.IsUnspecified() {
 		return nil
 	}
-	if src.Is4() || src.Is4In6() {
-		return unix.PktInfo4(&unix.Inet4Pktinfo{Spec_dst: src.Unmap().As4()})
+	if src.Is4() {
+		return unix.PktInfo4(&unix.Inet4Pktinfo{Spec_dst: [4]byte(src[12:])})
 	}
-	return unix.PktInfo6(&unix.Inet6Pktinfo{Addr: src.As16()})
+	return unix.PktInfo6(&unix.Inet6Pktinfo{Addr: src})
 }

@@ -36,8 +36,9 @@ func TestPacketInfo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := packetDst(tt.oob); got != tt.want {
-				t.Errorf("packetDst = %v; want %v", got, tt.want)
+			got, ok := packetDst(tt.oob)
+			if want := IP(tt.want.As16()); ok != tt.want.IsValid() || ok && got != want {
+				t.Errorf("packetDst = %v, %v; want %v", got, ok, tt.want)
 			}
 		})
 	}
@@ -80,11 +81,11 @@ func TestSourceCmsg(t *testing.T) {
 		{"v6", netip.MustParseAddr("fd00::2"),
 			(&ipv6.ControlMessage{Src: net.ParseIP("fd00::2")}).Marshal()},
 		{"unspecified", netip.IPv4Unspecified(), nil},
-		{"none", netip.Addr{}, nil},
+		{"unspecified v6", netip.IPv6Unspecified(), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := sourceCmsg(tt.src); !bytes.Equal(got, tt.want) {
+			if got := sourceCmsg(IP(tt.src.As16())); !bytes.Equal(got, tt.want) {
 				t.Errorf("sourceCmsg(%v) = %x; want %x", tt.src, got, tt.want)
 			}
 		})

@@ -5,7 +5,6 @@ package forward
 import (
 	"errors"
 	"io"
-	"net/netip"
 	"os"
 	"sync"
 	"syscall"
@@ -30,8 +29,8 @@ type sctpForwarder struct {
 	log     logger
 	ln      *os.File
 	lnRaw   syscall.RawConn
-	addr    netip.AddrPort
-	backend netip.AddrPort
+	addr    Endpoint
+	backend Endpoint
 	bsa     unix.Sockaddr
 	timeout time.Duration
 
@@ -69,7 +68,7 @@ func newSCTPForwarder(cfg *Config, fd int) (*sctpForwarder, error) {
 	return f, nil
 }
 
-func (f *sctpForwarder) Addr() netip.AddrPort { return f.addr }
+func (f *sctpForwarder) Addr() Endpoint { return f.addr }
 
 // Serve accepts associations until Close.
 func (f *sctpForwarder) Serve() error {
@@ -240,7 +239,7 @@ func (a *sctpAssoc) relayDown() { a.relay(a.client, a.backend) }
 // dial connects a new socket to the backend, within the connect timeout.
 func (a *sctpAssoc) dial() (*sctpEnd, error) {
 	typ := unix.SOCK_STREAM | unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC
-	fd, err := unix.Socket(family(a.f.backend.Addr()), typ, unix.IPPROTO_SCTP)
+	fd, err := unix.Socket(family(a.f.backend.IP), typ, unix.IPPROTO_SCTP)
 	if err != nil {
 		return nil, err
 	}

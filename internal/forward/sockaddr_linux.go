@@ -4,39 +4,36 @@ package forward
 
 import (
 	"encoding/binary"
-	"net/netip"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// family is the address family of a, with IPv4-mapped IPv6 addresses
-// counted as IPv4, as net.IP.To4 does.
-func family(a netip.Addr) int {
-	if a.Unmap().Is4() {
+// family is the address family of ip.
+func family(ip IP) int {
+	if ip.Is4() {
 		return unix.AF_INET
 	}
 	return unix.AF_INET6
 }
 
-// sockaddr converts ap for the syscall package of x/sys.
-func sockaddr(ap netip.AddrPort) unix.Sockaddr {
-	a := ap.Addr().Unmap()
-	if a.Is4() {
-		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.As4()}
+// sockaddr converts e for the syscall package of x/sys.
+func sockaddr(e Endpoint) unix.Sockaddr {
+	if e.IP.Is4() {
+		return &unix.SockaddrInet4{Port: int(e.Port), Addr: [4]byte(e.IP[12:])}
 	}
-	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
+	return &unix.SockaddrInet6{Port: int(e.Port), Addr: e.IP}
 }
 
 // fromSockaddr converts a local or peer address returned by the kernel.
-func fromSockaddr(sa unix.Sockaddr) netip.AddrPort {
+func fromSockaddr(sa unix.Sockaddr) Endpoint {
 	switch sa := sa.(type) {
 	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+		return Endpoint{IPv4(sa.Addr[0], sa.Addr[1], sa.Addr[2], sa.Addr[3]), uint16(sa.Port)}
 	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
+		return Endpoint{sa.Addr, uint16(sa.Port)}
 	}
-	return netip.AddrPort{}
+	return Endpoint{}
 }
 
 // rawAddr holds an IPv4 or IPv6 socket address as the kernel writes it,
@@ -46,17 +43,17 @@ type rawAddr struct {
 	len uint32
 }
 
-// addrPort is the address in r, IPv4-mapped if it came in on an IPv6
+// endpoint is the address in r, IPv4-mapped if it came in on an IPv6
 // socket.
-func (r *rawAddr) addrPort() netip.AddrPort {
+func (r *rawAddr) endpoint() Endpoint {
 	switch r.sa.Family {
 	case unix.AF_INET:
 		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.sa))
-		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), ntohs(sa4.Port))
+		return Endpoint{IPv4(sa4.Addr[0], sa4.Addr[1], sa4.Addr[2], sa4.Addr[3]), ntohs(sa4.Port)}
 	case unix.AF_INET6:
-		return netip.AddrPortFrom(netip.AddrFrom16(r.sa.Addr), ntohs(r.sa.Port))
+		return Endpoint{r.sa.Addr, ntohs(r.sa.Port)}
 	}
-	return netip.AddrPort{}
+	return Endpoint{}
 }
 
 // ntohs converts a port as the kernel stores it.

@@ -4,7 +4,6 @@ package forward
 
 import (
 	"errors"
-	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -31,8 +30,8 @@ type tcpForwarder struct {
 	log     logger
 	ln      *os.File // the listening socket
 	lnRaw   syscall.RawConn
-	addr    netip.AddrPort
-	backend netip.AddrPort
+	addr    Endpoint
+	backend Endpoint
 	bsa     unix.Sockaddr // backend, converted once
 	timeout time.Duration
 
@@ -82,7 +81,7 @@ func newTCPForwarder(cfg *Config, lnFD int) (*tcpForwarder, error) {
 	return f, nil
 }
 
-func (f *tcpForwarder) Addr() netip.AddrPort { return f.addr }
+func (f *tcpForwarder) Addr() Endpoint { return f.addr }
 
 // Serve accepts connections until Close. Each accepted client already has
 // its backend socket, made before the accept, so that running out of
@@ -158,7 +157,7 @@ func (f *tcpForwarder) accept() (fd int, err error) {
 // backendSocket makes a socket for the next backend connection.
 func (f *tcpForwarder) backendSocket() (int, error) {
 	typ := unix.SOCK_STREAM | unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC
-	fd, err := unix.Socket(family(f.backend.Addr()), typ, 0)
+	fd, err := unix.Socket(family(f.backend.IP), typ, 0)
 	if err != nil {
 		return -1, err
 	}

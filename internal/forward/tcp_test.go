@@ -33,14 +33,15 @@ func TestTCPFamilies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			backend := echoTCP(t, "tcp"+tt.back)
-			cfg := Config{Proto: "tcp", Frontend: frontend(tt.front), Backend: backend}
+			cfg := Config{Proto: "tcp", Frontend: ep(frontend(tt.front)), Backend: ep(backend)}
 			if tt.dualDial {
-				cfg.Frontend = netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
-				cfg.Listener = listenerFile(t, unix.SOCK_STREAM, cfg.Frontend, false)
+				front := netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
+				cfg.Frontend = ep(front)
+				cfg.Listener = listenerFile(t, unix.SOCK_STREAM, front, false)
 			}
 			f, _ := serve(t, cfg)
 
-			addr := f.Addr()
+			addr := addrOf(f)
 			if tt.dualDial {
 				addr = netip.AddrPortFrom(loopback("4"), addr.Port())
 			}
@@ -67,9 +68,9 @@ func TestTCPHalfClose(t *testing.T) {
 			c.Write(append([]byte("re: "), req...))
 			c.CloseWrite()
 		})
-		f, _ := serve(t, Config{Proto: "tcp", Frontend: frontend("4"), Backend: backend})
+		f, _ := serve(t, Config{Proto: "tcp", Frontend: ep(frontend("4")), Backend: ep(backend)})
 
-		got := roundTrip(t, dialTCP(t, f.Addr()), []byte("question"))
+		got := roundTrip(t, dialTCP(t, addrOf(f)), []byte("question"))
 		if want := "re: question"; string(got) != want {
 			t.Errorf("reply = %q; want %q", got, want)
 		}
@@ -83,9 +84,9 @@ func TestTCPHalfClose(t *testing.T) {
 			b, _ := io.ReadAll(c)
 			received <- string(b)
 		})
-		f, _ := serve(t, Config{Proto: "tcp", Frontend: frontend("4"), Backend: backend})
+		f, _ := serve(t, Config{Proto: "tcp", Frontend: ep(frontend("4")), Backend: ep(backend)})
 
-		c := dialTCP(t, f.Addr())
+		c := dialTCP(t, addrOf(f))
 		banner, err := io.ReadAll(c) // returns at the backend's FIN
 		if err != nil || string(banner) != "banner" {
 			t.Fatalf("read banner = %q, %v; want banner, EOF", banner, err)
@@ -105,10 +106,10 @@ func TestTCPHalfClose(t *testing.T) {
 
 func TestTCPBulk(t *testing.T) {
 	backend := echoTCP(t, "tcp4")
-	f, _ := serve(t, Config{Proto: "tcp", Frontend: frontend("4"), Backend: backend})
+	f, _ := serve(t, Config{Proto: "tcp", Frontend: ep(frontend("4")), Backend: ep(backend)})
 
 	msg := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB
-	c := dialTCP(t, f.Addr())
+	c := dialTCP(t, addrOf(f))
 	go func() {
 		c.Write(msg)
 		c.CloseWrite()
@@ -131,10 +132,10 @@ func TestTCPBackendDown(t *testing.T) {
 	backend := ln.Addr().(*net.TCPAddr).AddrPort()
 	ln.Close()
 
-	f, logs := serve(t, Config{Proto: "tcp", Frontend: frontend("4"), Backend: backend})
+	f, logs := serve(t, Config{Proto: "tcp", Frontend: ep(frontend("4")), Backend: ep(backend)})
 
 	for i := range 3 {
-		c := dialTCP(t, f.Addr())
+		c := dialTCP(t, addrOf(f))
 		start := time.Now()
 		if n, err := c.Read(make([]byte, 1)); err != io.EOF {
 			t.Fatalf("client %d: read = %d, %v; want EOF", i, n, err)
@@ -155,7 +156,7 @@ func TestTCPBackendDown(t *testing.T) {
 	ln.Close()
 	echo := serveTCPOn(t, backend)
 	_ = echo
-	if got := roundTrip(t, dialTCP(t, f.Addr()), []byte("up")); string(got) != "up" {
+	if got := roundTrip(t, dialTCP(t, addrOf(f)), []byte("up")); string(got) != "up" {
 		t.Errorf("echo after backend came up = %q", got)
 	}
 }
@@ -198,10 +199,10 @@ func serveTCPOn(t *testing.T, addr netip.AddrPort) netip.AddrPort {
 func TestTCPConnectTimeout(t *testing.T) {
 	backend := fullBacklog(t)
 	const timeout = 200 * time.Millisecond
-	f, logs := serve(t, Config{Proto: "tcp", Frontend: frontend("4"), Backend: backend,
+	f, logs := serve(t, Config{Proto: "tcp", Frontend: ep(frontend("4")), Backend: ep(backend),
 		ConnectTimeout: timeout})
 
-	c := dialTCP(t, f.Addr())
+	c := dialTCP(t, addrOf(f))
 	start := time.Now()
 	if n, err := c.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("read = %d, %v; want EOF", n, err)
@@ -229,7 +230,7 @@ func fullBacklog(t *testing.T) netip.AddrPort {
 	if err := unix.Listen(fd, 0); err != nil {
 		t.Fatal(err)
 	}
-	addr := localAddr(fd)
+	addr := ap(localAddr(fd))
 
 	// Fill the queue; the kernel may take one more than asked.
 	for range 2 {
@@ -248,12 +249,12 @@ func TestTCPIdleCostsNoGoroutine(t *testing.T) {
 	backend := serveTCP(t, "tcp4", func(c *net.TCPConn) {
 		io.Copy(c, c) // one goroutine per connection here, in the test
 	})
-	f, _ := serve(t, Config{Proto: "tcp", Frontend: frontend("4"), Backend: backend})
+	f, _ := serve(t, Config{Proto: "tcp", Frontend: ep(frontend("4")), Backend: ep(backend)})
 
 	const conns = 50
 	base := runtime.NumGoroutine()
 	for i := range conns {
-		c := dialTCP(t, f.Addr())
+		c := dialTCP(t, addrOf(f))
 		msg := fmt.Sprintf("ping %d", i)
 		c.Write([]byte(msg))
 		buf := make([]byte, len(msg))
@@ -272,14 +273,14 @@ func TestTCPIdleCostsNoGoroutine(t *testing.T) {
 // TestTCPClose checks that Close ends connections in flight promptly.
 func TestTCPClose(t *testing.T) {
 	backend := echoTCP(t, "tcp4")
-	f, err := New(Config{Proto: "tcp", Frontend: frontend("4"), Backend: backend})
+	f, err := New(Config{Proto: "tcp", Frontend: ep(frontend("4")), Backend: ep(backend)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- f.Serve() }()
 
-	c := dialTCP(t, f.Addr())
+	c := dialTCP(t, addrOf(f))
 	c.Write([]byte("x"))
 	io.ReadFull(c, make([]byte, 1))
 

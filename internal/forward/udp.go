@@ -5,7 +5,6 @@ package forward
 import (
 	"cmp"
 	"errors"
-	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -51,8 +50,8 @@ type udpForwarder struct {
 	front    *os.File // the frontend socket
 	frontRaw syscall.RawConn
 	family   int // of the frontend socket
-	addr     netip.AddrPort
-	backend  netip.AddrPort
+	addr     Endpoint
+	backend  Endpoint
 	bsa      unix.Sockaddr
 	idle     time.Duration
 	maxFlows int
@@ -63,8 +62,8 @@ type udpForwarder struct {
 	replier  replier // likewise
 
 	mu     sync.Mutex
-	flows  map[netip.AddrPort]*flow // made with the first
-	sweep  *time.Timer              // expires idle flows; nil when there are none
+	flows  map[Endpoint]*flow // made with the first
+	sweep  *time.Timer        // expires idle flows; nil when there are none
 	closed bool
 
 	dropped atomic.Uint64 // datagrams that could not be carried
@@ -122,7 +121,7 @@ func setPacketInfo(fd, family int) error {
 	return nil
 }
 
-func (u *udpForwarder) Addr() netip.AddrPort { return u.addr }
+func (u *udpForwarder) Addr() Endpoint { return u.addr }
 
 // Serve reads datagrams from clients and sends each through its flow.
 func (u *udpForwarder) Serve() error {
@@ -137,7 +136,7 @@ func (u *udpForwarder) Serve() error {
 			continue
 		}
 		if r.flags&unix.MSG_TRUNC != 0 {
-			u.drop("datagram from " + r.from.addrPort().String() + " larger than " +
+			u.drop("datagram from " + r.from.endpoint().String() + " larger than " +
 				strconv.Itoa(len(r.buf)) + " bytes")
 			continue
 		}
@@ -189,7 +188,7 @@ func pending(fd int) bool {
 
 // forward sends p, from the client in from, through the client's flow.
 func (u *udpForwarder) forward(p, oob []byte, from *rawAddr) {
-	key := from.addrPort()
+	key := from.endpoint()
 	for range 2 { // a second time if the flow expired meanwhile
 		fl := u.flow(key, oob, from)
 		if fl == nil {
@@ -203,7 +202,7 @@ func (u *udpForwarder) forward(p, oob []byte, from *rawAddr) {
 
 // flow returns the flow of key, making it if there is room. It returns nil
 // if the datagram is to be dropped.
-func (u *udpForwarder) flow(key netip.AddrPort, oob []byte, from *rawAddr) *flow {
+func (u *udpForwarder) flow(key Endpoint, oob []byte, from *rawAddr) *flow {
 	u.mu.Lock()
 	fl, n := u.flows[key], len(u.flows)
 	u.mu.Unlock()
@@ -238,7 +237,7 @@ func (u *udpForwarder) insert(fl *flow) bool {
 		return false
 	}
 	if u.flows == nil {
-		u.flows = make(map[netip.AddrPort]*flow)
+		u.flows = make(map[Endpoint]*flow)
 	}
 	u.flows[fl.key] = fl
 	if u.sweep == nil {
@@ -251,7 +250,11 @@ func (u *udpForwarder) insert(fl *flow) bool {
 // packet info, into the control message that makes it the source of the
 // replies. It returns nil, letting the kernel choose, if there is none.
 func (u *udpForwarder) replySource(oob []byte) []byte {
-	return sourceCmsg(packetDst(oob))
+	dst, ok := packetDst(oob)
+	if !ok {
+		return nil
+	}
+	return sourceCmsg(dst)
 }
 
 // reply sends p to the client of fl, from the address it sent to. It runs

@@ -120,14 +120,15 @@ func TestUDPFamilies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := startUDPBackend(t, tt.back, echo)
-			cfg := Config{Proto: "udp", Frontend: frontend(tt.front), Backend: b.addr}
+			cfg := Config{Proto: "udp", Frontend: ep(frontend(tt.front)), Backend: ep(b.addr)}
 			if tt.dual {
-				cfg.Frontend = netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
-				cfg.Listener = listenerFile(t, unix.SOCK_DGRAM, cfg.Frontend, false)
+				front := netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
+				cfg.Frontend = ep(front)
+				cfg.Listener = listenerFile(t, unix.SOCK_DGRAM, front, false)
 			}
 			f, _ := serve(t, cfg)
 
-			dst, clientFam := f.Addr(), tt.front
+			dst, clientFam := addrOf(f), tt.front
 			if tt.dual {
 				dst, clientFam = netip.AddrPortFrom(loopback("4"), dst.Port()), "4"
 			}
@@ -166,13 +167,14 @@ func TestUDPReplySource(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := startUDPBackend(t, "4", echo)
-			cfg := Config{Proto: "udp", Frontend: netip.AddrPortFrom(tt.wildcard, 0), Backend: b.addr}
+			front := netip.AddrPortFrom(tt.wildcard, 0)
+			cfg := Config{Proto: "udp", Frontend: ep(front), Backend: ep(b.addr)}
 			if tt.handOver {
-				cfg.Listener = listenerFile(t, unix.SOCK_DGRAM, cfg.Frontend, tt.v6only)
+				cfg.Listener = listenerFile(t, unix.SOCK_DGRAM, front, tt.v6only)
 			}
 			f, _ := serve(t, cfg)
 
-			dst := netip.AddrPortFrom(tt.clientDst, f.Addr().Port())
+			dst := netip.AddrPortFrom(tt.clientDst, addrOf(f).Port())
 			local := netip.AddrFrom4([4]byte{127, 0, 0, 1})
 			if tt.clientDst.Is6() {
 				local = netip.IPv6Loopback()
@@ -193,7 +195,7 @@ func TestUDPReplySource(t *testing.T) {
 func TestUDPFlows(t *testing.T) {
 	b := startUDPBackend(t, "4", nil) // never answers
 	const idle = 300 * time.Millisecond
-	f, _ := serve(t, Config{Proto: "udp", Frontend: frontend("4"), Backend: b.addr,
+	f, _ := serve(t, Config{Proto: "udp", Frontend: ep(frontend("4")), Backend: ep(b.addr),
 		UDPIdleTimeout: idle})
 
 	c1, c2 := udpClient(t, loopback("4")), udpClient(t, loopback("4"))
@@ -201,8 +203,8 @@ func TestUDPFlows(t *testing.T) {
 	deadline := time.Now().Add(3 * idle)
 	sent := 0
 	for time.Now().Before(deadline) {
-		c1.WriteToUDPAddrPort([]byte("a"), f.Addr())
-		c2.WriteToUDPAddrPort([]byte("b"), f.Addr())
+		c1.WriteToUDPAddrPort([]byte("a"), addrOf(f))
+		c2.WriteToUDPAddrPort([]byte("b"), addrOf(f))
 		sent++
 		time.Sleep(idle / 10) // the pace of the clients
 	}
@@ -223,18 +225,18 @@ func TestUDPFlows(t *testing.T) {
 func TestUDPIdleExpiry(t *testing.T) {
 	b := startUDPBackend(t, "4", echo)
 	const idle = 100 * time.Millisecond
-	f, _ := serve(t, Config{Proto: "udp", Frontend: frontend("4"), Backend: b.addr,
+	f, _ := serve(t, Config{Proto: "udp", Frontend: ep(frontend("4")), Backend: ep(b.addr),
 		UDPIdleTimeout: idle})
 	u := f.(*udpForwarder)
 
 	c := udpClient(t, loopback("4"))
-	exchange(t, c, f.Addr(), []byte("one"))
+	exchange(t, c, addrOf(f), []byte("one"))
 	eventually(t, "the flow to expire", func() bool {
 		u.mu.Lock()
 		defer u.mu.Unlock()
 		return len(u.flows) == 0
 	})
-	exchange(t, c, f.Addr(), []byte("two"))
+	exchange(t, c, addrOf(f), []byte("two"))
 	if got := len(b.sourceCount()); got != 2 {
 		t.Errorf("backend saw %d sources; want 2, one per flow", got)
 	}
@@ -246,26 +248,26 @@ func TestUDPIdleExpiry(t *testing.T) {
 func TestUDPTableFull(t *testing.T) {
 	b := startUDPBackend(t, "4", echo)
 	const max = 4
-	f, logs := serve(t, Config{Proto: "udp", Frontend: frontend("4"), Backend: b.addr,
+	f, logs := serve(t, Config{Proto: "udp", Frontend: ep(frontend("4")), Backend: ep(b.addr),
 		UDPMaxFlows: max})
 	u := f.(*udpForwarder)
 
 	var old []*net.UDPConn
 	for range max {
 		c := udpClient(t, loopback("4"))
-		exchange(t, c, f.Addr(), []byte("in"))
+		exchange(t, c, addrOf(f), []byte("in"))
 		old = append(old, c)
 	}
 
 	const flood = 20
 	for range flood {
-		udpClient(t, loopback("4")).WriteToUDPAddrPort([]byte("new"), f.Addr())
+		udpClient(t, loopback("4")).WriteToUDPAddrPort([]byte("new"), addrOf(f))
 	}
 	eventually(t, "the flood to be dropped", func() bool { return u.dropped.Load() == flood })
 
 	for i, c := range old {
 		msg := []byte(fmt.Sprint("still here ", i))
-		if got, _ := exchange(t, c, f.Addr(), msg); !bytes.Equal(got, msg) {
+		if got, _ := exchange(t, c, addrOf(f), msg); !bytes.Equal(got, msg) {
 			t.Errorf("old flow %d: reply %q; want %q", i, got, msg)
 		}
 	}
@@ -293,18 +295,18 @@ func TestUDPLargeDatagrams(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := startUDPBackend(t, tt.back, echo)
-			f, _ := serve(t, Config{Proto: "udp", Frontend: frontend(tt.front), Backend: b.addr})
+			f, _ := serve(t, Config{Proto: "udp", Frontend: ep(frontend(tt.front)), Backend: ep(b.addr)})
 			u := f.(*udpForwarder)
 
 			msg := bytes.Repeat([]byte{0xa5}, tt.size)
 			msg[tt.size-1] = 0x5a
 			c := udpClient(t, loopback(tt.front))
 			if tt.dropped {
-				c.WriteToUDPAddrPort(msg, f.Addr())
+				c.WriteToUDPAddrPort(msg, addrOf(f))
 				eventually(t, "the drop to be counted", func() bool { return u.dropped.Load() == 1 })
 				return
 			}
-			got, _ := exchange(t, c, f.Addr(), msg)
+			got, _ := exchange(t, c, addrOf(f), msg)
 			if !bytes.Equal(got, msg) {
 				t.Errorf("reply of %d bytes; want the %d sent, intact", len(got), len(msg))
 			}
@@ -320,10 +322,10 @@ func TestUDPBackendComesBack(t *testing.T) {
 	addr := b.addr
 	b.conn.Close() // down, until started again on the same port
 
-	f, _ := serve(t, Config{Proto: "udp", Frontend: frontend("4"), Backend: addr})
+	f, _ := serve(t, Config{Proto: "udp", Frontend: ep(frontend("4")), Backend: ep(addr)})
 	c := udpClient(t, loopback("4"))
 	for range 3 {
-		c.WriteToUDPAddrPort([]byte("anyone?"), f.Addr())
+		c.WriteToUDPAddrPort([]byte("anyone?"), addrOf(f))
 	}
 	u := f.(*udpForwarder)
 	eventually(t, "the flow", func() bool {
@@ -334,7 +336,7 @@ func TestUDPBackendComesBack(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // let the refusals come back; no signal for that
 
 	startUDPBackendOn(t, addr, echo)
-	if got, _ := exchange(t, c, f.Addr(), []byte("back")); string(got) != "back" {
+	if got, _ := exchange(t, c, addrOf(f), []byte("back")); string(got) != "back" {
 		t.Errorf("reply = %q; want back", got)
 	}
 }

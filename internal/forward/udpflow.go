@@ -3,7 +3,6 @@
 package forward
 
 import (
-	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -18,10 +17,10 @@ const errFlowClosed = textError("flow closed")
 // socket waits in the poller, which hands it the replies.
 type flow struct {
 	u      *udpForwarder
-	key    netip.AddrPort // the client
-	client rawAddr        // the client, as replies are sent to it
-	oob    []byte         // the replies' source address; nil lets the kernel choose
-	last   atomic.Int64   // flow clock of the latest datagram, either way
+	key    Endpoint     // the client
+	client rawAddr      // the client, as replies are sent to it
+	oob    []byte       // the replies' source address; nil lets the kernel choose
+	last   atomic.Int64 // flow clock of the latest datagram, either way
 
 	mu sync.Mutex // held around every use of fd, so that close waits for it
 	fd int        // -1 once closed
@@ -30,9 +29,9 @@ type flow struct {
 // newFlow connects a socket to the backend for the client in from. The
 // socket keeps its port, and the backend sees one client, for the flow's
 // life.
-func (u *udpForwarder) newFlow(key netip.AddrPort, oob []byte, from *rawAddr) (*flow, error) {
+func (u *udpForwarder) newFlow(key Endpoint, oob []byte, from *rawAddr) (*flow, error) {
 	typ := unix.SOCK_DGRAM | unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC
-	fd, err := unix.Socket(family(u.backend.Addr()), typ, 0)
+	fd, err := unix.Socket(family(u.backend.IP), typ, 0)
 	if err != nil {
 		return nil, err
 	}
