@@ -10,11 +10,12 @@ import (
 
 const (
 	// pipeSize is the capacity asked of each pipe: the most one splice
-	// moves. Larger pipes mean fewer syscalls for bulk transfers; the
-	// pages are only held while data sits in the pipe. If the kernel
+	// moves. Measured on loopback bulk transfers, 1 MiB moves the most
+	// (64 KiB, the default, a quarter less; 2 MiB and more, less again).
+	// The pages are only held while data sits in the pipe. If the kernel
 	// refuses (fs.pipe-max-size, per-user limits), the pipe keeps the
-	// default of 64 KiB.
-	pipeSize = 256 << 10
+	// default size, which works, a little slower.
+	pipeSize = 1 << 20
 
 	// maxIdlePipes bounds the pipes kept for reuse once data stops
 	// moving. Each idle pipe holds two descriptors; a connection at rest

@@ -13,17 +13,11 @@ import (
 // pollBatch is how many readiness events the loop takes per epoll_wait.
 const pollBatch = 128
 
-// Event masks for [poller.add].
-const (
-	// evStream is for a stream socket: both directions, and the peer's
-	// half-close.
-	evStream = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
-
-	// evDatagram is for a UDP socket, read side only: a datagram socket
-	// signals write space each time one of its datagrams is freed, which
-	// nobody here waits for.
-	evDatagram = unix.EPOLLIN | unix.EPOLLET
-)
+// evDatagram is the event mask of a UDP socket, edge-triggered and for
+// reading only: a datagram socket signals write space each time one of
+// its datagrams is freed, which nobody here waits for. Stream sockets are
+// armed one-shot; see sock.
+const evDatagram = unix.EPOLLIN | unix.EPOLLET
 
 // eventHandler is told about the readiness of one descriptor. It runs on
 // the poller's goroutine, so it must not block: it does a little
@@ -91,19 +85,35 @@ func (p *poller) add(fd int, mask uint32, h eventHandler) error {
 	raw := p.raw
 	p.mu.Unlock()
 
-	var err error
-	ev := unix.EpollEvent{Events: mask, Fd: int32(fd)}
-	rerr := raw.Control(func(ep uintptr) {
-		err = unix.EpollCtl(int(ep), unix.EPOLL_CTL_ADD, fd, &ev)
-	})
-	if rerr != nil {
-		err = rerr
-	}
-	if err != nil {
+	if err := ctl(raw, unix.EPOLL_CTL_ADD, fd, mask); err != nil {
 		p.forget(fd)
 		return wrap("register socket with epoll", err)
 	}
 	return nil
+}
+
+// modify changes the events fd is armed for.
+func (p *poller) modify(fd int, mask uint32) error {
+	p.mu.Lock()
+	raw := p.raw
+	p.mu.Unlock()
+	if raw == nil {
+		return errPollerClosed
+	}
+	return ctl(raw, unix.EPOLL_CTL_MOD, fd, mask)
+}
+
+// ctl runs epoll_ctl on the epoll instance behind raw.
+func ctl(raw syscall.RawConn, op, fd int, mask uint32) error {
+	var err error
+	ev := unix.EpollEvent{Events: mask, Fd: int32(fd)}
+	rerr := raw.Control(func(ep uintptr) {
+		err = unix.EpollCtl(int(ep), op, fd, &ev)
+	})
+	if rerr != nil {
+		return rerr
+	}
+	return err
 }
 
 // forget drops the handler of fd; call it before closing fd. Closing

@@ -22,54 +22,73 @@ const (
 )
 
 // sock is a non-blocking stream socket registered with a poller. Each of
-// its two directions is ready (an event came that nobody has consumed),
-// awaited (a continuation is parked), or neither. This is the bookkeeping
-// of the runtime's own poller, with a function in place of a parked
-// goroutine, so that waiting costs no stack.
+// its two directions may have a continuation parked: a function to run on
+// a goroutine of its own once the socket is ready that way.
+//
+// The socket is registered one-shot, and armed only for the directions
+// that have a continuation parked: while data flows, the pumps run
+// without the poller hearing of every segment that arrives.
 type sock struct {
 	fd int
+	p  *poller
 
-	mu    sync.Mutex
-	ready [2]bool
-	wait  [2]func()
+	mu   sync.Mutex
+	wait [2]func()
+}
+
+// register adds s to p, armed for the continuations already set in
+// s.wait.
+func (s *sock) register(p *poller) error {
+	s.p = p
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return p.add(s.fd, s.mask(), s)
+}
+
+// mask is what s must be armed for. s.mu must be held.
+func (s *sock) mask() uint32 {
+	m := uint32(unix.EPOLLONESHOT)
+	if s.wait[dirRead] != nil {
+		m |= unix.EPOLLIN | unix.EPOLLRDHUP
+	}
+	if s.wait[dirWrite] != nil {
+		m |= unix.EPOLLOUT
+	}
+	return m
 }
 
 // handleEvents runs the continuations that the events release, each on a
-// goroutine of its own, and remembers readiness nobody awaited.
+// goroutine of its own, and arms s again for those still parked.
 func (s *sock) handleEvents(events uint32) {
+	var run [2]func()
+	s.mu.Lock()
 	if events&wakeRead != 0 {
-		s.signal(dirRead)
+		run[dirRead], s.wait[dirRead] = s.wait[dirRead], nil
 	}
 	if events&wakeWrite != 0 {
-		s.signal(dirWrite)
+		run[dirWrite], s.wait[dirWrite] = s.wait[dirWrite], nil
 	}
-}
-
-func (s *sock) signal(dir int) {
-	s.mu.Lock()
-	fn := s.wait[dir]
-	s.wait[dir] = nil
-	if fn == nil {
-		s.ready[dir] = true
+	if s.wait[dirRead] != nil || s.wait[dirWrite] != nil {
+		s.p.modify(s.fd, s.mask())
 	}
 	s.mu.Unlock()
 
-	if fn != nil {
-		go fn()
+	for _, fn := range run {
+		if fn != nil {
+			go fn()
+		}
 	}
 }
 
-// park arranges for fn to run once s is ready in direction dir, and
-// reports true. If s became ready since the caller last got EAGAIN, it
-// arranges nothing and reports false: the caller should try again at once.
-func (s *sock) park(dir int, fn func()) bool {
+// park arranges for fn to run once s is ready in direction dir. Arming
+// checks the socket's state, so readiness that came after the caller's
+// last EAGAIN is not missed.
+func (s *sock) park(dir int, fn func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-
-	if s.ready[dir] {
-		s.ready[dir] = false
-		return false
-	}
 	s.wait[dir] = fn
-	return true
+	if err := s.p.modify(s.fd, s.mask()); err != nil {
+		// Only a closed poller refuses, and then nobody is left to wait.
+		s.wait[dir] = nil
+	}
 }

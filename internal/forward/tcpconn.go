@@ -77,7 +77,7 @@ func (c *tcpConn) dial() bool {
 
 	c.backend.wait[dirWrite] = c.connected
 	c.timer = time.AfterFunc(c.f.timeout, c.timedOut)
-	if err := c.f.poller.add(c.backend.fd, evStream, &c.backend); err != nil {
+	if err := c.backend.register(&c.f.poller); err != nil {
 		if c.state.CompareAndSwap(connConnecting, connFailed) {
 			c.timer.Stop()
 			c.dialFailed(err)
@@ -101,14 +101,12 @@ func (c *tcpConn) connected() {
 	}
 
 	c.client.wait[dirRead] = c.runUp
-	if err := c.f.poller.add(c.client.fd, evStream, &c.client); err != nil {
+	if err := c.client.register(&c.f.poller); err != nil {
 		c.f.log.log(evConn, "forward client: "+err.Error())
 		c.close()
 		return
 	}
-	if !c.backend.park(dirRead, c.runDown) {
-		c.runDown()
-	}
+	c.backend.park(dirRead, c.runDown)
 }
 
 func (c *tcpConn) timedOut() {
@@ -197,9 +195,8 @@ func (p *pump) run() {
 		switch {
 		case err == unix.EAGAIN:
 			p.releaseCarrier()
-			if p.src.park(dirRead, p.resume) {
-				return
-			}
+			p.src.park(dirRead, p.resume)
+			return
 		case err == unix.EINTR:
 		case err != nil:
 			p.fail(err)
@@ -219,7 +216,8 @@ func (p *pump) drain() bool {
 	case err == nil, err == unix.EINTR:
 		return true
 	case err == unix.EAGAIN:
-		return !p.dst.park(dirWrite, p.resume)
+		p.dst.park(dirWrite, p.resume)
+		return false
 	default:
 		p.fail(err)
 		return false
