@@ -64,12 +64,21 @@ func (f *tcpForwarder) start(cfd, bfd int) {
 func (c *tcpConn) runUp()   { c.up.run() }
 func (c *tcpConn) runDown() { c.down.run() }
 
-// dial starts connecting to the backend and arms the connect timeout; the
-// poller calls connected when the outcome is known. It reports false if
+// dial starts connecting to the backend. A backend on the same host has
+// usually accepted by the time connect returns, and then the connection
+// is set up at once; otherwise the poller calls connected when the outcome
+// is known, unless the connect timeout fires first. It reports false if
 // the connection is already over.
 func (c *tcpConn) dial() bool {
 	err := unix.Connect(c.backend.fd, c.f.bsa)
-	if err != nil && err != unix.EINPROGRESS {
+	if err == unix.EINPROGRESS && writable(c.backend.fd) {
+		err = nil
+	}
+	switch {
+	case err == nil:
+		c.state.Store(connEstablished)
+		return c.establish(false)
+	case err != unix.EINPROGRESS:
 		c.state.Store(connFailed)
 		c.dialFailed(err)
 		return false
@@ -87,6 +96,13 @@ func (c *tcpConn) dial() bool {
 	return true
 }
 
+// writable reports whether fd is writable, or failed, right now.
+func writable(fd int) bool {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	n, err := unix.Poll(pfd, 0)
+	return err == nil && n > 0
+}
+
 // connected runs when the backend socket is writable or failed.
 func (c *tcpConn) connected() {
 	if !c.state.CompareAndSwap(connConnecting, connEstablished) {
@@ -94,19 +110,37 @@ func (c *tcpConn) connected() {
 	}
 	c.timer.Stop()
 	c.timer = nil
+	c.establish(true)
+}
 
+// establish starts the pumps once the backend's connect has an outcome:
+// the client's bytes move at once, in case the client spoke first, and
+// the backend's when it speaks. It reports false if the connection is
+// over.
+func (c *tcpConn) establish(backendRegistered bool) bool {
 	if err := soError(c.backend.fd); err != nil {
 		c.dialFailed(err)
-		return
+		return false
 	}
 
-	c.client.wait[dirRead] = c.runUp
+	if backendRegistered {
+		c.backend.park(dirRead, c.runDown)
+	} else {
+		c.backend.wait[dirRead] = c.runDown
+		if err := c.backend.register(&c.f.poller); err != nil {
+			c.f.log.log(evConn, "forward client: "+err.Error())
+			c.close()
+			return false
+		}
+	}
 	if err := c.client.register(&c.f.poller); err != nil {
 		c.f.log.log(evConn, "forward client: "+err.Error())
-		c.close()
-		return
+		c.shutBoth()
+		c.pumpDone() // the client's pump, which never ran
+		return false
 	}
-	c.backend.park(dirRead, c.runDown)
+	go c.runUp()
+	return true
 }
 
 func (c *tcpConn) timedOut() {
@@ -134,10 +168,15 @@ func (c *tcpConn) shut() {
 
 	c.mu.Lock()
 	if !c.closed {
-		unix.Shutdown(c.client.fd, unix.SHUT_RDWR)
-		unix.Shutdown(c.backend.fd, unix.SHUT_RDWR)
+		c.shutBoth()
 	}
 	c.mu.Unlock()
+}
+
+// shutBoth shuts both sockets down, which wakes whatever waits on them.
+func (c *tcpConn) shutBoth() {
+	unix.Shutdown(c.client.fd, unix.SHUT_RDWR)
+	unix.Shutdown(c.backend.fd, unix.SHUT_RDWR)
 }
 
 // close closes both sockets. Only the last pump, or a connection that
@@ -173,8 +212,7 @@ func (c *tcpConn) abort(p *pump, err error) {
 	default:
 		c.f.log.log(evConn, "forward to "+c.f.backend.String()+": "+err.Error())
 	}
-	unix.Shutdown(c.client.fd, unix.SHUT_RDWR)
-	unix.Shutdown(c.backend.fd, unix.SHUT_RDWR)
+	c.shutBoth()
 }
 
 // run moves bytes from src to dst until src would block, then parks; at
