@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -50,6 +51,32 @@ func TestTCPFamilies(t *testing.T) {
 				t.Errorf("echo = %q; want %q", got, msg)
 			}
 		})
+	}
+}
+
+// TestTCPMultipathListener serves a Multipath TCP listener, which Go's
+// net.Listen makes by default where the kernel has MPTCP: a launcher
+// written in Go may well hand one over.
+func TestTCPMultipathListener(t *testing.T) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, unix.IPPROTO_MPTCP)
+	if err != nil {
+		t.Skipf("no Multipath TCP on this kernel: %v", err)
+	}
+	ln := os.NewFile(uintptr(fd), "mptcp")
+	defer ln.Close()
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 16); err != nil {
+		t.Fatal(err)
+	}
+
+	backend := echoTCP(t, "tcp4")
+	f, _ := serve(t, Config{Proto: "tcp", Frontend: ep(frontend("4")), Backend: ep(backend),
+		Listener: ln})
+	msg := bytes.Repeat([]byte("multipath "), 10000)
+	if got := roundTrip(t, dialTCP(t, addrOf(f)), msg); !bytes.Equal(got, msg) {
+		t.Errorf("echoed %d bytes; want the %d sent", len(got), len(msg))
 	}
 }
 
