@@ -7,18 +7,29 @@
 //     the two sockets with splice(2) through a pipe that is borrowed from a
 //     small pool only while data is moving, so an idle connection costs its
 //     two sockets and a few hundred bytes of bookkeeping: no goroutine, no
-//     pipe, no buffer. Half-close is carried both ways.
+//     pipe, no buffer. Half-close is carried both ways, and a reset is
+//     passed on as a reset.
 //   - UDP: one connected backend socket per client address and port (a
-//     flow). Replies leave from the local address the client sent to. Flows
-//     expire when idle and their number is bounded.
+//     flow). Replies leave from the local address the client sent to.
+//     Flows expire when idle, and their number is bounded.
 //   - SCTP: one backend association per client association, message by
 //     message, keeping stream numbers and payload protocol identifiers.
 //
-// Waiting is done by one event loop per forwarder (an epoll instance that
-// itself waits in the Go runtime's poller), which starts a goroutine only
-// when a socket has work; see poller_linux.go. The package is Linux only;
-// elsewhere [New] returns an error wrapping [errors.ErrUnsupported].
+// Waiting is done by one event loop per forwarder: an epoll instance that
+// itself waits in the Go runtime's poller, and that starts a goroutine
+// only when a socket has work (poller_linux.go, sock_linux.go). The event
+// loop, its epoll instance and every buffer are made with the first
+// traffic, so that an idle proxy costs little more than a Go process that
+// does nothing.
 //
-// Log lines go to [Config.Log], one line per event, rate-limited per kind
-// of event so that a flood cannot flood the log.
+// For the same reason the package keeps away from fmt, net and net/netip:
+// fmt brings in reflect; net makes the binary a dynamically linked cgo
+// program whose start takes half as long again; netip brings in package
+// unique and its goroutine. [IP] and [Endpoint] stand in for netip, and
+// errors carry what was attempted in a small wrapping type.
+//
+// The package is Linux only; elsewhere [New] returns an error wrapping
+// [errors.ErrUnsupported]. Log lines go to [Config.Log], one line per
+// event, rate-limited per kind of event so that a flood cannot flood the
+// log.
 package forward

@@ -1,7 +1,6 @@
 package forward
 
-// The package does without fmt, as the whole binary does: fmt brings in
-// reflect, and with it pages that every proxy start would fault in. Errors
+// The package does without fmt (see the package documentation). Errors
 // carry what was attempted through opError instead of fmt.Errorf's %w,
 // and log lines are put together by hand.
 

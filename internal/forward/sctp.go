@@ -3,6 +3,7 @@
 package forward
 
 import (
+	"cmp"
 	"errors"
 	"io"
 	"os"
@@ -206,7 +207,9 @@ func (a *sctpAssoc) serve() {
 	defer a.f.wg.Done()
 	defer a.untrack()
 
-	if err := setSCTPOptions(a.client.fd); err != nil {
+	var err error
+	cerr := a.client.raw.Control(func(fd uintptr) { err = setSCTPOptions(int(fd)) })
+	if err = cmp.Or(cerr, err); err != nil {
 		a.f.log.log(evConn, "set up client: "+err.Error())
 		a.close()
 		return

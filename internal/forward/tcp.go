@@ -159,11 +159,11 @@ func (f *tcpForwarder) backendSocket() (int, error) {
 	typ := unix.SOCK_STREAM | unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC
 	fd, err := unix.Socket(family(f.backend.IP), typ, 0)
 	if err != nil {
-		return -1, err
+		return -1, wrap("create backend socket", err)
 	}
 	if err := setKeepAlive(fd); err != nil {
 		unix.Close(fd)
-		return -1, err
+		return -1, wrap("set keep-alive on backend socket", err)
 	}
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	return fd, nil

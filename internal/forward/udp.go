@@ -44,7 +44,8 @@ const (
 // Flows live in a bounded table. When it is full, datagrams from new
 // clients are dropped (counted, and logged at a limited rate) until flows
 // expire: a flood of new sources cannot push out the clients already
-// being served.
+// being served, though it can keep newcomers out for an idle timeout, as
+// a full conntrack table does.
 type udpForwarder struct {
 	log      logger
 	front    *os.File // the frontend socket

@@ -12,6 +12,12 @@ import (
 
 const errFlowClosed = textError("flow closed")
 
+// BUG(udp): The source of a flow's replies is the destination of the
+// client's first datagram. A client that sends from one port to two
+// addresses of a socket bound to every address gets all its replies from
+// the first; keying flows by client and local address would fix it, at the
+// cost of one more socket for such a client.
+
 // flow is one client's path to the backend: a UDP socket connected to the
 // backend, and where replies go. It holds no buffer and no goroutine; its
 // socket waits in the poller, which hands it the replies.
