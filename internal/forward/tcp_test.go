@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -295,6 +296,59 @@ func TestTCPIdleCostsNoGoroutine(t *testing.T) {
 	eventually(t, "proxy goroutines to park", func() bool {
 		return runtime.NumGoroutine() <= base+conns+2 // poller loop, slack
 	})
+}
+
+// TestTCPKeepAlive checks that both of the proxy's sockets of a
+// connection have a keep-alive timer running, so that a peer that
+// vanished is noticed. /proc/net/tcp shows the timer (tr 2) per socket.
+func TestTCPKeepAlive(t *testing.T) {
+	backend := echoTCP(t, "tcp4")
+	f, _ := serve(t, Config{Proto: "tcp", Frontend: ep(frontend("4")), Backend: ep(backend)})
+	c := dialTCP(t, addrOf(f))
+	c.Write([]byte("x"))
+	io.ReadFull(c, make([]byte, 1))
+
+	front := addrOf(f).Port()
+	eventually(t, "keep-alive timers on both legs", func() bool {
+		legs := 0
+		for _, s := range tcpSockets(t) {
+			proxySide := s.local == front || s.remote == backend.Port() && s.local != front
+			if proxySide && s.state == "01" && s.timer == "02" {
+				legs++
+			}
+		}
+		return legs == 2
+	})
+}
+
+// tcpSocket is a line of /proc/net/tcp: ports, state and active timer.
+type tcpSocket struct {
+	local, remote uint16
+	state, timer  string
+}
+
+func tcpSockets(t *testing.T) []tcpSocket {
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Skipf("no /proc/net/tcp: %v", err)
+	}
+	var out []tcpSocket
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 6 {
+			continue
+		}
+		out = append(out, tcpSocket{local: hexPort(f[1]), remote: hexPort(f[2]),
+			state: f[3], timer: strings.SplitN(f[5], ":", 2)[0]})
+	}
+	return out
+}
+
+// hexPort reads the port of an address such as 0100007F:1F90.
+func hexPort(addr string) uint16 {
+	_, port, _ := strings.Cut(addr, ":")
+	n, _ := strconv.ParseUint(port, 16, 16)
+	return uint16(n)
 }
 
 // TestTCPClose checks that Close ends connections in flight promptly.
