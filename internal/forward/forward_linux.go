@@ -8,7 +8,7 @@ import "strconv"
 // returns a Forwarder ready to Serve. Errors say what is wrong with cfg or
 // the socket, in words meant for the person who configured the mapping.
 func New(cfg Config) (Forwarder, error) {
-	k, ok := kinds[cfg.Proto]
+	k, ok := kindOf(cfg.Proto)
 	if !ok {
 		return nil, textError("unsupported protocol " + strconv.Quote(cfg.Proto))
 	}

@@ -19,10 +19,18 @@ type socketKind struct {
 	listening     bool // stream sockets must listen; datagram ones be bound
 }
 
-var kinds = map[string]socketKind{
-	"tcp":  {unix.SOCK_STREAM, unix.IPPROTO_TCP, true},
-	"udp":  {unix.SOCK_DGRAM, unix.IPPROTO_UDP, false},
-	"sctp": {unix.SOCK_STREAM, unix.IPPROTO_SCTP, true},
+// kindOf returns what a frontend socket of proto must be. It is a
+// function rather than a map so that nothing is allocated at start.
+func kindOf(proto string) (socketKind, bool) {
+	switch proto {
+	case "tcp":
+		return socketKind{unix.SOCK_STREAM, unix.IPPROTO_TCP, true}, true
+	case "udp":
+		return socketKind{unix.SOCK_DGRAM, unix.IPPROTO_UDP, false}, true
+	case "sctp":
+		return socketKind{unix.SOCK_STREAM, unix.IPPROTO_SCTP, true}, true
+	}
+	return socketKind{}, false
 }
 
 // frontendSocket returns the non-blocking descriptor to serve: a copy of

@@ -32,8 +32,8 @@ type logger struct {
 	prefix func() string // what starts each line; called at the first
 
 	mu     sync.Mutex
-	start  string // the prefix, once a line has needed it
-	kinds  [numEventKinds]kindLog
+	start  string                  // the prefix, once a line has needed it
+	kinds  *[numEventKinds]kindLog // made with the first line
 	closed bool
 }
 
@@ -61,6 +61,9 @@ func (l *logger) log(k eventKind, msg string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 
+	if l.kinds == nil {
+		l.kinds = new([numEventKinds]kindLog)
+	}
 	kl := &l.kinds[k]
 	now := time.Now()
 	if l.closed || now.Sub(kl.last) >= logInterval && kl.flush == nil {
@@ -114,9 +117,12 @@ func (l *logger) close() {
 	l.mu.Lock()
 	l.closed = true
 	var pending []eventKind
-	for k := range l.kinds {
+	for k := range numEventKinds {
+		if l.kinds == nil {
+			break
+		}
 		if t := l.kinds[k].flush; t != nil && t.Stop() {
-			pending = append(pending, eventKind(k))
+			pending = append(pending, k)
 		}
 	}
 	l.mu.Unlock()
