@@ -68,7 +68,8 @@ func (s *stderrLog) flush() {
 		return
 	}
 
-	s.logs.add(slog.LevelInfo, "proxy: "+line)
+	// A proxy writes to stderr to complain; upstream's are silent else.
+	s.logs.add(slog.LevelWarn, "proxy: "+line)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

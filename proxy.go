@@ -135,9 +135,10 @@ type Config struct {
 	// zero means [DefaultStopGrace].
 	StopGrace time.Duration
 
-	// Logger receives the launcher's events and each line the proxy
-	// writes to stderr, tagged with the binding and pid; nil means
-	// [slog.Default].
+	// Logger receives the launcher's events and, as warnings, each line
+	// the proxy writes to stderr, tagged with the binding and pid; nil
+	// means [slog.Default]. A slow logger holds nothing up: records that
+	// cannot wait are dropped and counted.
 	Logger *slog.Logger
 
 	// NetNS, if set, is the path of a network namespace (such as

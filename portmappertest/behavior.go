@@ -18,8 +18,8 @@ const (
 	Hang Mode = "hang"
 
 	// Silent writes nothing on the status pipe and exits with status 2
-	// after complaining on stderr, as a proxy too old to know
-	// -use-listen-fd does.
+	// after complaining on stderr of an unknown flag, as a proxy too old
+	// to know -use-listen-fd does when given it.
 	Silent Mode = "silent"
 
 	// Split reports "0" and "\n" in two writes, [Behavior.Delay] apart.

@@ -72,7 +72,7 @@ func (f *fakeProcess) run() {
 	}
 
 	if f.b.Mode == Silent {
-		fmt.Fprintf(os.Stderr, "flag provided but not defined: -%s\n", contract.FlagUseListenFD)
+		f.complainOutdated()
 		f.exit(2)
 	}
 	if err := f.parseFlags(); err != nil {
@@ -262,4 +262,14 @@ func protoName(proto, typ int) string {
 		return "sctp"
 	}
 	return fmt.Sprintf("protocol %d, type %d", proto, typ)
+}
+
+// complainOutdated writes what an outdated proxy writes when it meets a
+// flag it does not know.
+func (f *fakeProcess) complainOutdated() {
+	flag := "-" + contract.FlagUseListenFD
+	if !slices.Contains(os.Args, flag) {
+		flag = "-fake-proxy-silent"
+	}
+	fmt.Fprintf(os.Stderr, "flag provided but not defined: %s\n", flag)
 }

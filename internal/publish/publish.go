@@ -60,8 +60,8 @@ type Config struct {
 	// proxy; zero means the launcher's defaults.
 	StartTimeout, StopGrace time.Duration
 
-	// Logger receives the events of every binding (started, exited early,
-	// restarted, stopped) and the launcher's own; nil means
+	// Logger receives the events of every binding (started, restarted,
+	// stopped) and the launcher's own, deaths included; nil means
 	// [slog.Default].
 	Logger *slog.Logger
 }

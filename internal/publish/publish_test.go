@@ -250,10 +250,11 @@ func testRestart(t *testing.T, code int, exit string) {
 
 	rec.waitFor(t, "proxy started")
 	for range 2 {
-		died := rec.waitFor(t, "proxy exited early")
+		died := rec.waitFor(t, "userland proxy exited unexpectedly")
 		if !strings.Contains(died, exit) || !strings.Contains(died, "lost my way") {
 			t.Errorf("log %q; want %q and the proxy's last words", died, exit)
 		}
+		rec.waitFor(t, "restarting proxy")
 		rec.waitFor(t, "proxy restarted")
 	}
 	// The last proxy may die as it is stopped, so Stop may report it.

@@ -43,8 +43,8 @@ func (p *Publisher) supervise(b *binding, proxy *portmapper.Proxy) {
 		if time.Since(since) >= p.cfg.maxRestartDelay() {
 			delay = p.cfg.restartDelay()
 		}
-		p.log.Warn("proxy exited early", "binding", b.String(), "pid", proxy.Pid(),
-			"err", proxy.Err(), "restart_in", delay)
+		// The launcher has logged the death, with the proxy's last words.
+		p.log.Info("restarting proxy", "binding", b.String(), "in", delay)
 
 		if proxy = p.restart(b, &delay); proxy == nil {
 			return
@@ -58,11 +58,9 @@ func cleanExit(proxy *portmapper.Proxy) bool {
 	return errors.As(proxy.Err(), &ee) && ee.Err == nil
 }
 
-// reportDeath logs that the proxy of b died and hands the death to Wait.
+// reportDeath hands the death of b's proxy to Wait; the launcher has
+// logged it.
 func (p *Publisher) reportDeath(b *binding, proxy *portmapper.Proxy) {
-	p.log.Error("proxy exited early", "binding", b.String(), "pid", proxy.Pid(),
-		"err", proxy.Err())
-
 	err := fmt.Errorf("proxy for %q (%s) exited early: %w", b.Spec, b, proxy.Err())
 	select {
 	case p.died <- err:
