@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/userland-proxy/portmapper/internal/testbin"
 )
 
 // waitLimit bounds every wait in these tests.
@@ -33,37 +33,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "portmap-test")
-	if err != nil {
-		panic(err)
-	}
-	portmapBin = filepath.Join(dir, "portmap")
-	proxyBin = filepath.Join(dir, "userland-proxy")
-	build := exec.Command("go", "build", "-o", dir+"/", ".", "../userland-proxy")
-	if out, err := build.CombinedOutput(); err != nil {
-		os.Stderr.Write(out)
-		os.RemoveAll(dir)
-		panic("building portmap and userland-proxy: " + err.Error())
-	}
-
-	code := 0
-	defer func() {
-		os.RemoveAll(dir)
-		os.Exit(code)
-	}()
-	goleak.VerifyTestMain(exitCode{&code, m})
-}
-
-// exitCode lets TestMain clean up after goleak's run, which otherwise
-// calls os.Exit itself.
-type exitCode struct {
-	code *int
-	m    *testing.M
-}
-
-func (e exitCode) Run() int {
-	*e.code = e.m.Run()
-	return *e.code
+	testbin.Main(m, func(dir string) {
+		portmapBin = filepath.Join(dir, "portmap")
+		proxyBin = filepath.Join(dir, "userland-proxy")
+	}, ".", "../userland-proxy")
 }
 
 // portmapRun is one portmap process.

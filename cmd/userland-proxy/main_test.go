@@ -18,8 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
+
+	"github.com/userland-proxy/portmapper/internal/testbin"
 )
 
 // proxyBin is the binary under test, built once by TestMain.
@@ -29,36 +30,9 @@ var proxyBin string
 const waitLimit = 10 * time.Second
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "userland-proxy-test")
-	if err != nil {
-		panic(err)
-	}
-	proxyBin = filepath.Join(dir, "userland-proxy")
-	out, err := exec.Command("go", "build", "-o", proxyBin, ".").CombinedOutput()
-	if err != nil {
-		os.Stderr.Write(out)
-		os.RemoveAll(dir)
-		panic("building the proxy: " + err.Error())
-	}
-
-	code := 0
-	defer func() {
-		os.RemoveAll(dir)
-		os.Exit(code)
-	}()
-	goleak.VerifyTestMain(exitCode{&code, m})
-}
-
-// exitCode lets TestMain clean up after goleak's run: goleak calls
-// os.Exit itself otherwise.
-type exitCode struct {
-	code *int
-	m    *testing.M
-}
-
-func (e exitCode) Run() int {
-	*e.code = e.m.Run()
-	return *e.code
+	testbin.Main(m, func(dir string) {
+		proxyBin = filepath.Join(dir, "userland-proxy")
+	}, ".")
 }
 
 // syncBuffer collects a proxy's stderr while it runs.
