@@ -164,7 +164,11 @@ type waiter struct {
 	err    error
 }
 
-// fetch is the callback of the epoll instance's RawConn.Read.
+// fetch is the callback of the epoll instance's RawConn.Read. It must look
+// for events every time it is called, even right after a batch that left
+// the ready list empty: RawConn.Read forgets readiness the runtime noted
+// while the loop was busy handling that batch, so only epoll_wait can
+// tell.
 func (w *waiter) fetch(ep uintptr) bool {
 	for {
 		w.n, w.err = unix.EpollWait(int(ep), w.events, 0)

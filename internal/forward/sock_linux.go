@@ -22,8 +22,10 @@ const (
 )
 
 // sock is a non-blocking stream socket registered with a poller. Each of
-// its two directions may have a continuation parked: a function to run on
-// a goroutine of its own once the socket is ready that way.
+// its two directions may have a continuation parked: a function to run
+// once the socket is ready that way. Continuations run on the poller's
+// goroutine, so they must not block: they do a little work, or start a
+// goroutine.
 //
 // The socket is registered one-shot, and armed only for the directions
 // that have a continuation parked: while data flows, the pumps run
@@ -57,8 +59,8 @@ func (s *sock) mask() uint32 {
 	return m
 }
 
-// handleEvents runs the continuations that the events release, each on a
-// goroutine of its own, and arms s again for those still parked.
+// handleEvents arms s again for the continuations still parked, then runs
+// those that the events release.
 func (s *sock) handleEvents(events uint32) {
 	var run [2]func()
 	s.mu.Lock()
@@ -75,7 +77,7 @@ func (s *sock) handleEvents(events uint32) {
 
 	for _, fn := range run {
 		if fn != nil {
-			go fn()
+			fn()
 		}
 	}
 }

@@ -35,20 +35,28 @@ type tcpConn struct {
 	closed bool
 }
 
+// inlineFills is how many reads a pump makes on the poller's goroutine,
+// where a ready socket wakes it, before it goes on on a goroutine of its
+// own. Two reads carry a request and find the socket empty; a direction
+// with more to move leaves the poller free for the other connections.
+const inlineFills = 2
+
 // pump moves one direction of a connection, from src to dst.
 type pump struct {
 	c        *tcpConn
 	src, dst *sock
 	car      carrier // held only while data moves
-	resume   func()  // runs the pump again when its socket is ready
+	resume   func()  // continues on the poller's goroutine when a socket is ready
+	goOn     func()  // continues on a goroutine of its own
 }
 
 // start forwards the accepted client cfd through the backend socket bfd.
 func (f *tcpForwarder) start(cfd, bfd int) {
 	c := &tcpConn{f: f}
 	c.client.fd, c.backend.fd = cfd, bfd
-	c.up = pump{c: c, src: &c.client, dst: &c.backend, resume: c.runUp}
-	c.down = pump{c: c, src: &c.backend, dst: &c.client, resume: c.runDown}
+	c.up = pump{c: c, src: &c.client, dst: &c.backend, resume: c.resumeUp, goOn: c.runUp}
+	c.down = pump{c: c, src: &c.backend, dst: &c.client, resume: c.resumeDown,
+		goOn: c.runDown}
 	c.live.Store(2)
 
 	if !c.dial() {
@@ -59,10 +67,13 @@ func (f *tcpForwarder) start(cfd, bfd int) {
 	}
 }
 
-// runUp and runDown are the two directions, named so that a goroutine
-// dump tells them apart.
-func (c *tcpConn) runUp()   { c.up.run() }
-func (c *tcpConn) runDown() { c.down.run() }
+// runUp and runDown run the two directions on goroutines of their own,
+// named so that a goroutine dump tells them apart; resumeUp and resumeDown
+// run them on the poller's goroutine, for a little while.
+func (c *tcpConn) runUp()      { c.up.run(0) }
+func (c *tcpConn) runDown()    { c.down.run(0) }
+func (c *tcpConn) resumeUp()   { c.up.run(inlineFills) }
+func (c *tcpConn) resumeDown() { c.down.run(inlineFills) }
 
 // dial starts connecting to the backend. A backend on the same host has
 // usually accepted by the time connect returns, and then the connection
@@ -124,9 +135,9 @@ func (c *tcpConn) establish(backendRegistered bool) bool {
 	}
 
 	if backendRegistered {
-		c.backend.park(dirRead, c.runDown)
+		c.backend.park(dirRead, c.resumeDown)
 	} else {
-		c.backend.wait[dirRead] = c.runDown
+		c.backend.wait[dirRead] = c.resumeDown
 		if err := c.backend.register(&c.f.poller); err != nil {
 			c.f.log.log(evConn, "forward client: "+err.Error())
 			c.close()
@@ -139,7 +150,7 @@ func (c *tcpConn) establish(backendRegistered bool) bool {
 		c.pumpDone() // the client's pump, which never ran
 		return false
 	}
-	go c.runUp()
+	c.resumeUp()
 	return true
 }
 
@@ -216,9 +227,10 @@ func (c *tcpConn) abort(p *pump, err error) {
 }
 
 // run moves bytes from src to dst until src would block, then parks; at
-// the end of src it passes the half-close on to dst.
-func (p *pump) run() {
-	for {
+// the end of src it passes the half-close on to dst. After maxFills reads,
+// unless maxFills is 0, it goes on on a goroutine of its own.
+func (p *pump) run(maxFills int) {
+	for fills := 0; ; {
 		if p.car != nil && p.car.buffered() > 0 {
 			if !p.drain() {
 				return
@@ -226,6 +238,11 @@ func (p *pump) run() {
 			continue
 		}
 
+		if fills == maxFills && maxFills > 0 {
+			go p.goOn()
+			return
+		}
+		fills++
 		if p.car == nil {
 			p.car = newCarrier(&p.c.f.pipes)
 		}
