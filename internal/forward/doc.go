@@ -16,11 +16,12 @@
 //     message, keeping stream numbers and payload protocol identifiers.
 //
 // Waiting is done by one event loop per forwarder: an epoll instance that
-// itself waits in the Go runtime's poller, and that starts a goroutine
-// only when a socket has work (poller_linux.go, sock_linux.go). The event
-// loop, its epoll instance and every buffer are made with the first
-// traffic, so that an idle proxy costs little more than a Go process that
-// does nothing.
+// itself waits in the Go runtime's poller (poller_linux.go, sock_linux.go).
+// A ready socket's small work, such as a request and its reply, runs on
+// the loop's goroutine; a transfer with more to move gets a goroutine of
+// its own until it waits again. The event loop, its epoll instance and
+// every buffer are made with the first traffic, so that an idle proxy
+// costs little more than a Go process that does nothing.
 //
 // For the same reason the package keeps away from fmt, net and net/netip:
 // fmt brings in reflect; net makes the binary a dynamically linked cgo
