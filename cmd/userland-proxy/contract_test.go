@@ -47,7 +47,8 @@ func TestCommandLineErrors(t *testing.T) {
 		extra  []string
 		want   string
 	}{
-		{name: "bad host ip", change: []string{"-host-ip", "300.1.1.1"}, want: `invalid value "300.1.1.1" for flag -host-ip`},
+		{name: "bad host ip", change: []string{"-host-ip", "300.1.1.1"},
+			want: `invalid value "300.1.1.1" for flag -host-ip`},
 		{name: "bad container ip", change: []string{"-container-ip", "localhost"}, want: "not an IP address"},
 		{name: "port 0", change: []string{"-host-port", "0"}, want: "from 1 to 65535"},
 		{name: "port too big", change: []string{"-container-port", "65536"}, want: "from 1 to 65535"},

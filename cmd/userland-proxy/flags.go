@@ -67,7 +67,7 @@ const usage = `usage: userland-proxy -proto tcp|udp|sctp -host-ip IP -host-port 
 
 // printUsage prints the flags and their defaults.
 func printUsage() {
-	os.Stderr.WriteString(usage + "\ndefaults: -connect-timeout " +
+	os.Stderr.WriteString(usage + "\ndefaults, also what 0 means: -connect-timeout " +
 		forward.DefaultConnectTimeout.String() + ", -udp-idle-timeout " +
 		forward.DefaultUDPIdleTimeout.String() + ", -udp-max-flows " +
 		strconv.Itoa(forward.DefaultUDPMaxFlows) + "\n")

@@ -161,7 +161,8 @@ func udpClient(tb testing.TB, local netip.Addr) *net.UDPConn {
 }
 
 // exchange sends msg to addr and returns the answer and its source.
-func exchange(c *net.UDPConn, addr netip.AddrPort, msg []byte, wait time.Duration) ([]byte, netip.AddrPort, error) {
+func exchange(c *net.UDPConn, addr netip.AddrPort, msg []byte, wait time.Duration,
+) ([]byte, netip.AddrPort, error) {
 	if _, err := c.WriteToUDPAddrPort(msg, addr); err != nil {
 		return nil, netip.AddrPort{}, err
 	}

@@ -112,7 +112,8 @@ func sendmsg(fd int, p, oob []byte, to *rawAddr) (int, error) {
 	}
 
 	flags := unix.MSG_NOSIGNAL | unix.MSG_DONTWAIT
-	r, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
+	r, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd),
+		uintptr(unsafe.Pointer(&msg)), uintptr(flags))
 	if e != 0 {
 		return 0, e
 	}
