@@ -15,6 +15,12 @@ const (
 	// The pages are only held while data sits in the pipe. If the kernel
 	// refuses (fs.pipe-max-size, per-user limits), the pipe keeps the
 	// default size, which works, a little slower.
+	//
+	// TODO: a peer that stops reading keeps a full pipe per stalled
+	// direction, up to 1 MiB of kernel memory a connection (root is not
+	// held to pipe-user-pages-soft). Shrinking a pipe that stays full, or
+	// falling back to the pooled buffer once a budget of pipe pages is
+	// spent, would bound what stalled peers can pin.
 	pipeSize = 1 << 20
 
 	// maxIdlePipes bounds the pipes kept for reuse once data stops

@@ -91,6 +91,9 @@ func (s *sock) park(dir int, fn func()) {
 	s.wait[dir] = fn
 	if err := s.p.modify(s.fd, s.mask()); err != nil {
 		// Only a closed poller refuses, and then nobody is left to wait.
+		// TODO: were epoll_ctl to fail otherwise (ENOMEM), the waiter
+		// would be dropped and its connection never finished; calling
+		// fn with the error would close it instead.
 		s.wait[dir] = nil
 	}
 }
