@@ -10,8 +10,9 @@
 //	-proto {tcp|udp|sctp} -host-ip IP -host-port N
 //	-container-ip IP -container-port N [-use-listen-fd]
 //
-// in that order, each value a separate argument. It inherits stdin and
-// stdout on /dev/null, stderr on a pipe the launcher reads, and:
+// in that order, each value a separate argument. It inherits the
+// launcher's stdin and stdout, stderr on a pipe the launcher reads (each
+// line goes to the logger), and:
 //
 //   - fd 3 ([StatusFD]): the write end of the status pipe. The proxy writes
 //     "0\n" once it is serving, or "1\n" and a reason before exiting with a
