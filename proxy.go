@@ -139,7 +139,8 @@ type Config struct {
 	// Logger receives the launcher's events and, as warnings, each line
 	// the proxy writes to stderr, tagged with the binding and pid; nil
 	// means [slog.Default]. A slow logger holds nothing up: records that
-	// cannot wait are dropped and counted.
+	// cannot wait are dropped and counted, and the goroutine that feeds
+	// the logger ends once its last call returns.
 	Logger *slog.Logger
 
 	// NetNS, if set, is the path of a network namespace (such as
