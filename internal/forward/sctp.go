@@ -27,19 +27,18 @@ const sctpMaxMessage = 1 << 20
 // unordered flag. Unlike TCP, each association has two goroutines, one per
 // direction, which wait in the runtime's poller.
 type sctpForwarder struct {
+	acceptor
 	log     logger
 	ln      *os.File
-	lnRaw   syscall.RawConn
 	addr    Endpoint
 	backend Endpoint
 	bsa     unix.Sockaddr
 	timeout time.Duration
 
-	mu      sync.Mutex
-	assocs  map[*sctpAssoc]struct{}
-	wg      sync.WaitGroup // association goroutines
-	closing chan struct{}
-	closed  bool
+	mu     sync.Mutex
+	assocs map[*sctpAssoc]struct{}
+	wg     sync.WaitGroup // association goroutines
+	closed bool
 }
 
 // newSCTPForwarder serves the listening socket fd, which it owns from the
@@ -56,15 +55,15 @@ func newSCTPForwarder(cfg *Config, fd int) (*sctpForwarder, error) {
 		return nil, wrap("wrap listener", err)
 	}
 	f := &sctpForwarder{
-		ln:      ln,
-		lnRaw:   raw,
-		addr:    localAddr(fd),
-		backend: cfg.Backend,
-		bsa:     sockaddr(cfg.Backend),
-		timeout: cfg.connectTimeout(),
-		assocs:  make(map[*sctpAssoc]struct{}),
-		closing: make(chan struct{}),
+		acceptor: acceptor{lnRaw: raw, closing: make(chan struct{})},
+		ln:       ln,
+		addr:     localAddr(fd),
+		backend:  cfg.Backend,
+		bsa:      sockaddr(cfg.Backend),
+		timeout:  cfg.connectTimeout(),
+		assocs:   make(map[*sctpAssoc]struct{}),
 	}
+	f.acceptor.log = &f.log
 	f.log.init(cfg.Log, logPrefix("sctp", f.addr, f.backend))
 	return f, nil
 }
@@ -73,59 +72,12 @@ func (f *sctpForwarder) Addr() Endpoint { return f.addr }
 
 // Serve accepts associations until Close.
 func (f *sctpForwarder) Serve() error {
-	pause := time.Duration(0)
 	for {
-		fd, err := f.accept()
-		switch {
-		case f.isClosing():
-			if err == nil {
-				unix.Close(fd)
-			}
+		fd, ok := f.next()
+		if !ok {
 			return nil
-		case errors.Is(err, unix.ECONNABORTED), errors.Is(err, unix.EINTR):
-			continue
-		case err != nil:
-			f.log.log(evAccept, "accept: "+err.Error())
-			pause = min(max(2*pause, acceptPauseMin), acceptPauseMax)
-			if !f.sleep(pause) {
-				return nil
-			}
-			continue
 		}
-		pause = 0
 		f.start(fd)
-	}
-}
-
-func (f *sctpForwarder) accept() (fd int, err error) {
-	rerr := f.lnRaw.Read(func(s uintptr) bool {
-		fd, err = accept(int(s))
-		return err != unix.EAGAIN
-	})
-	if rerr != nil {
-		return -1, rerr
-	}
-	return fd, err
-}
-
-func (f *sctpForwarder) isClosing() bool {
-	select {
-	case <-f.closing:
-		return true
-	default:
-		return false
-	}
-}
-
-// sleep waits for d, and reports false if the forwarder closed meanwhile.
-func (f *sctpForwarder) sleep(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-f.closing:
-		return false
 	}
 }
 

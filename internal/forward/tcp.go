@@ -3,22 +3,11 @@
 package forward
 
 import (
-	"errors"
 	"os"
-	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
-)
-
-// Pauses of the accept loop after a failure such as running out of
-// descriptors: the first, and the longest, reached by doubling. The
-// longest also bounds how late the proxy notices that descriptors freed up.
-const (
-	acceptPauseMin = 5 * time.Millisecond
-	acceptPauseMax = 500 * time.Millisecond
 )
 
 // closeWait bounds how long Close waits for connections to wind down
@@ -27,9 +16,9 @@ const closeWait = 500 * time.Millisecond
 
 // tcpForwarder accepts TCP connections and forwards each to the backend.
 type tcpForwarder struct {
+	acceptor
 	log     logger
 	ln      *os.File // the listening socket
-	lnRaw   syscall.RawConn
 	addr    Endpoint
 	backend Endpoint
 	bsa     unix.Sockaddr // backend, converted once
@@ -38,15 +27,11 @@ type tcpForwarder struct {
 	poller poller
 	pipes  pipePool
 
-	spare   int // a backend socket made ready before the next accept, or -1
-	pause   time.Duration
-	failed  int       // accept failures in the current burst
-	failing time.Time // start of the current burst
+	spare int // a backend socket made ready before the next accept, or -1
 
 	mu      sync.Mutex
 	conns   map[*tcpConn]struct{} // made with the first
 	drained sync.Cond             // signalled when conns becomes empty
-	closing chan struct{}
 	closed  bool
 }
 
@@ -67,15 +52,15 @@ func newTCPForwarder(cfg *Config, lnFD int) (*tcpForwarder, error) {
 	}
 
 	f := &tcpForwarder{
-		ln:      ln,
-		lnRaw:   raw,
-		addr:    localAddr(lnFD),
-		backend: cfg.Backend,
-		bsa:     sockaddr(cfg.Backend),
-		timeout: cfg.connectTimeout(),
-		spare:   -1,
-		closing: make(chan struct{}),
+		acceptor: acceptor{lnRaw: raw, closing: make(chan struct{})},
+		ln:       ln,
+		addr:     localAddr(lnFD),
+		backend:  cfg.Backend,
+		bsa:      sockaddr(cfg.Backend),
+		timeout:  cfg.connectTimeout(),
+		spare:    -1,
 	}
+	f.acceptor.log = &f.log
 	f.drained.L = &f.mu
 	f.log.init(cfg.Log, logPrefix("tcp", f.addr, f.backend))
 	return f, nil
@@ -94,7 +79,7 @@ func (f *tcpForwarder) Serve() error {
 		if f.spare < 0 {
 			fd, err := f.backendSocket()
 			if err != nil {
-				if !f.wait(err) {
+				if !f.backOff(err) {
 					return nil
 				}
 				continue
@@ -102,35 +87,13 @@ func (f *tcpForwarder) Serve() error {
 			f.spare = fd
 		}
 
-		cfd, err := f.accept()
-		switch {
-		case f.isClosing():
-			if err == nil {
-				unix.Close(cfd)
-			}
+		cfd, ok := f.next()
+		if !ok {
 			return nil
-		case errors.Is(err, unix.ECONNABORTED), errors.Is(err, unix.EINTR):
-			continue
-		case err != nil:
-			if !f.wait(err) {
-				return nil
-			}
-			continue
 		}
-
-		f.recovered()
 		bfd := f.spare
 		f.spare = -1
 		f.start(cfd, bfd)
-	}
-}
-
-func (f *tcpForwarder) isClosing() bool {
-	select {
-	case <-f.closing:
-		return true
-	default:
-		return false
 	}
 }
 
@@ -139,19 +102,6 @@ func (f *tcpForwarder) closeSpare() {
 		unix.Close(f.spare)
 		f.spare = -1
 	}
-}
-
-// accept waits for a client and accepts it. It fails with the error of
-// the listener once Close has closed it.
-func (f *tcpForwarder) accept() (fd int, err error) {
-	rerr := f.lnRaw.Read(func(s uintptr) bool {
-		fd, err = accept(int(s))
-		return err != unix.EAGAIN
-	})
-	if rerr != nil {
-		return -1, rerr
-	}
-	return fd, err
 }
 
 // backendSocket makes a socket for the next backend connection.
@@ -167,37 +117,6 @@ func (f *tcpForwarder) backendSocket() (int, error) {
 	}
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	return fd, nil
-}
-
-// wait pauses the accept loop after err, doubling the pause up to
-// acceptPauseMax; the first failure of a burst is logged. It reports false
-// if the forwarder was closed meanwhile.
-func (f *tcpForwarder) wait(err error) bool {
-	if f.failed == 0 {
-		f.failing = time.Now()
-		f.log.log(evAccept, "accept: "+err.Error()+"; pausing until it clears")
-	}
-	f.failed++
-	f.pause = min(max(2*f.pause, acceptPauseMin), acceptPauseMax)
-
-	t := time.NewTimer(f.pause)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-f.closing:
-		return false
-	}
-}
-
-// recovered ends a burst of accept failures.
-func (f *tcpForwarder) recovered() {
-	if f.failed == 0 {
-		return
-	}
-	f.log.log(evAccept, "accepting again after "+strconv.Itoa(f.failed)+
-		" failed attempts in "+time.Since(f.failing).Round(time.Millisecond).String())
-	f.failed, f.pause = 0, 0
 }
 
 // track records c so that Close can reach it; it reports false if the
