@@ -101,10 +101,13 @@ func frontend(fam string) netip.AddrPort {
 // client is done sending, it finishes echoing and closes its side.
 func echoTCP(tb testing.TB, network string) netip.AddrPort {
 	tb.Helper()
-	return serveTCP(tb, network, func(c *net.TCPConn) {
-		io.Copy(c, c)
-		c.CloseWrite()
-	})
+	return serveTCP(tb, network, echoHalfClose)
+}
+
+// echoHalfClose echoes c until the client's FIN, then sends its own.
+func echoHalfClose(c *net.TCPConn) {
+	io.Copy(c, c)
+	c.CloseWrite()
 }
 
 // serveTCP starts a TCP server on loopback that runs handle for each
@@ -115,9 +118,15 @@ func serveTCP(tb testing.TB, network string, handle func(*net.TCPConn)) netip.Ad
 	if network == "tcp6" {
 		addr = "[::1]:0"
 	}
+	return serveTCPAt(tb, network, addr, handle)
+}
+
+// serveTCPAt is serveTCP on a given address.
+func serveTCPAt(tb testing.TB, network, addr string, handle func(*net.TCPConn)) netip.AddrPort {
+	tb.Helper()
 	ln, err := net.Listen(network, addr)
 	if err != nil {
-		tb.Fatalf("listen: %v", err)
+		tb.Fatalf("listen %s: %v", addr, err)
 	}
 
 	var wg sync.WaitGroup

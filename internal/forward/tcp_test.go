@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -182,44 +181,10 @@ func TestTCPBackendDown(t *testing.T) {
 		t.Skipf("backend port taken meanwhile: %v", err)
 	}
 	ln.Close()
-	echo := serveTCPOn(t, backend)
-	_ = echo
+	serveTCPAt(t, "tcp", backend.String(), echoHalfClose)
 	if got := roundTrip(t, dialTCP(t, addrOf(f)), []byte("up")); string(got) != "up" {
 		t.Errorf("echo after backend came up = %q", got)
 	}
-}
-
-// serveTCPOn starts an echo server on a given address.
-func serveTCPOn(t *testing.T, addr netip.AddrPort) netip.AddrPort {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr.String())
-	if err != nil {
-		t.Fatalf("listen %v: %v", addr, err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(waitLimit))
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
-			}()
-		}
-	}()
-	return addr
 }
 
 // TestTCPConnectTimeout points the proxy at a backend whose accept queue
